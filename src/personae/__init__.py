@@ -1,0 +1,45 @@
+"""personae: the lifecycle of LLM personas. Specify, run, measure, steer; offline by default.
+
+>>> from personae import Persona, render_system_prompt
+>>> render_system_prompt(Persona(summary="a retired pilot"), "personagym")[:30]
+'Adopt the identity of a retire'
+"""
+
+__version__ = "0.1.0"
+
+from personae.chat import ChatSession
+from personae.errors import CapabilityError, InputError, PersonaeError, RunError
+from personae.models import (
+    Capability,
+    ChatParams,
+    ChoiceScores,
+    Completion,
+    Message,
+    Model,
+    ModelSpec,
+    ScriptedModel,
+    load_model,
+    parse_model_spec,
+)
+from personae.persona import (
+    BigFive,
+    Demographics,
+    Persona,
+    Population,
+    load_bundled,
+    load_personas,
+    load_template,
+    render_system_prompt,
+    resolve_personas,
+    save_personas,
+)
+from personae.runtime import ChatRequest, ChatResult, ResponseCache, RetryPolicy, Runner
+
+__all__ = [
+    "BigFive", "Capability", "CapabilityError", "ChatParams", "ChatRequest", "ChatResult",
+    "ChatSession", "ChoiceScores", "Completion", "Demographics", "InputError", "Message", "Model",
+    "ModelSpec", "Persona", "PersonaeError", "Population", "ResponseCache", "RetryPolicy", "RunError",
+    "Runner", "ScriptedModel", "__version__", "load_bundled", "load_model", "load_personas",
+    "load_template", "parse_model_spec", "render_system_prompt", "resolve_personas",
+    "save_personas",
+]

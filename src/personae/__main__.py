@@ -1,0 +1,3 @@
+from personae.cli import _console_main
+
+_console_main()

@@ -1,0 +1,260 @@
+"""The ``personae`` command.
+
+Exit codes: 0 ok, 2 bad input or usage, 1 any other failure, 130 interrupted. Errors the user
+can fix print one line to stderr and no traceback (``--debug`` shows one).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import click
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from personae import __version__
+from personae.chat import ChatSession
+from personae.errors import InputError, PersonaeError
+from personae.persona import BUILTIN_TEMPLATES, FORMATS, Persona, load_personas
+from personae.persona.render import load_template
+from personae.persona.sample import resolve_personas
+
+app = typer.Typer(
+    name="personae", no_args_is_help=True, add_completion=False,
+    help="LLM personas: specify, run, measure. Offline by default (bundled SmolLM2-135M).",
+)
+personas_app = typer.Typer(no_args_is_help=True, help="Validate, render and convert persona files.")
+app.add_typer(personas_app, name="personas")
+
+DEFAULT_PERSONA = "sample:chinedu-enugu-mechanic"
+ModelOpt = Annotated[str, typer.Option("--model", "-m", help="Model spec: bundled, hf:bundled, "
+                                       "hf:PATH, llamacpp:PATH.gguf, openai:MODEL[@URL], "
+                                       "scripted:FILE.")]
+FormatOpt = Annotated[str, typer.Option("--format", help="Persona file format: auto, "
+                                        + ", ".join(FORMATS) + ".")]
+TemplateOpt = Annotated[str, typer.Option("--template", "-t", help="Built-in template ("
+                                          + ", ".join(BUILTIN_TEMPLATES) + ") or a Jinja2 file.")]
+
+
+@app.callback(invoke_without_command=True)
+def _root(
+    version: Annotated[bool, typer.Option("--version", help="Print the version.")] = False,
+    debug: Annotated[bool, typer.Option("--debug", help="Show tracebacks on errors.")] = False,
+) -> None:
+    if version:
+        typer.echo(__version__)
+        raise typer.Exit()
+
+
+def _pick_persona(ref: str, persona_id: str | None, fmt: str) -> Persona:
+    personas = resolve_personas(ref, format=fmt)
+    if persona_id:
+        for p in personas:
+            if p.id == persona_id:
+                return p
+        raise InputError(f"{ref}: no persona with id {persona_id!r}")
+    if len(personas) > 1:
+        ids = ", ".join(p.id for p in personas[:4])
+        raise InputError(f"{ref} holds {len(personas)} personas; choose one with --persona-id "
+                         f"(ids: {ids}, ...) or --persona SET:ID")
+    return personas[0]
+
+
+@app.command()
+def chat(
+    message: Annotated[list[str] | None, typer.Argument(help="The message. Omit it to read "
+                                                        "stdin, or to chat on a terminal.")] = None,
+    persona: Annotated[str, typer.Option("--persona", "-p", help="Persona file, 'sample:ID', "
+                                         "or 'personagym:ID'.")] = DEFAULT_PERSONA,
+    persona_id: Annotated[str | None, typer.Option(help="Which persona in a file of many.")] = None,
+    model: ModelOpt = "bundled",
+    template: TemplateOpt = "card",
+    max_tokens: Annotated[int, typer.Option(min=1, help="Reply length limit in tokens.")] = 256,
+    temperature: Annotated[float, typer.Option(min=0.0, max=2.0)] = 0.7,
+    seed: Annotated[int, typer.Option(min=0, help="Sampling seed (part of the cache key).")] = 0,
+    no_cache: Annotated[bool, typer.Option("--no-cache", help="Always call the model.")] = False,
+    api_key_env: Annotated[str | None, typer.Option(help="Environment variable holding the API "
+                                                    "key for openai: models.")] = None,
+    persona_format: FormatOpt = "auto",
+    timeout: Annotated[float, typer.Option(min=0.1, help="Seconds per model call.")] = 300.0,
+) -> None:
+    """Talk to a model playing a persona. One-shot with a message; interactive on a terminal."""
+    who = _pick_persona(persona, persona_id, persona_format)
+    session = ChatSession.open(
+        who, model=model, template=load_template(template), max_tokens=max_tokens,
+        temperature=temperature, seed=seed, use_cache=not no_cache, api_key_env=api_key_env,
+        timeout_s=timeout,
+    )
+    if message:
+        text: str | None = " ".join(message)
+    elif not sys.stdin.isatty():
+        text = sys.stdin.read()
+    else:
+        text = None
+
+    async def run() -> None:
+        try:
+            if text is None:
+                await _interactive(session)
+                return
+            if not text.strip():
+                raise InputError("the message is empty")
+            typer.echo(await session.send(text))
+        finally:
+            await session.aclose()
+
+    asyncio.run(run())
+
+
+async def _interactive(session: ChatSession) -> None:
+    err = Console(stderr=True)
+    err.print(f"[bold]Chatting with {session.persona.name or session.persona.id}[/] "
+              f"on {session.model_spec}. Ctrl-D or /exit to quit, /reset to forget the history.")
+
+    name = session.persona.name or session.persona.id
+    while True:
+        try:
+            text = await asyncio.to_thread(input, "you> ")
+        except EOFError:
+            err.print()
+            return
+        if text.strip() in ("/exit", "/quit"):
+            return
+        if text.strip() == "/reset":
+            session.reset()
+            continue
+        if text.strip():
+            print(f"{name}> {await session.send(text)}", flush=True)
+
+
+@personas_app.command("validate")
+def personas_validate(
+    files: Annotated[list[Path], typer.Argument(help="Persona files.")],
+    persona_format: FormatOpt = "auto",
+) -> None:
+    """Check persona files; print one line per file. Exit 2 if any is invalid."""
+    bad = 0
+    for f in files:
+        try:
+            personas = load_personas(f, format=persona_format)
+        except InputError as exc:
+            bad += 1
+            typer.echo(f"personae: error: {exc}", err=True)
+            continue
+        typer.echo(f"{f}: {len(personas)} persona{'s' if len(personas) != 1 else ''} OK")
+    if bad:
+        raise typer.Exit(2)
+
+
+@personas_app.command("render")
+def personas_render(
+    file: Annotated[str, typer.Argument(help="Persona file, 'sample' or 'sample:ID'.")],
+    template: TemplateOpt = "card",
+    persona_id: Annotated[str | None, typer.Option(help="Only this persona.")] = None,
+    persona_format: FormatOpt = "auto",
+) -> None:
+    """Print the system prompt for each persona in FILE."""
+    tpl = load_template(template)
+    personas = resolve_personas(file, format=persona_format)
+    if persona_id:
+        personas = [_pick_persona(file, persona_id, persona_format)]
+    for i, p in enumerate(personas):
+        if len(personas) > 1:
+            typer.echo(f"{'' if i == 0 else chr(10)}### {p.id}")
+        typer.echo(tpl.render(p))
+
+
+@personas_app.command("convert")
+def personas_convert(
+    source: Annotated[str, typer.Argument(help="Input persona file (any supported format).")],
+    target: Annotated[Path, typer.Argument(help="Output file: .yaml, .json or .jsonl.")],
+    persona_format: FormatOpt = "auto",
+) -> None:
+    """Convert personas between formats (e.g. TinyTroupe JSON to personae YAML)."""
+    from personae.persona import save_personas
+
+    personas = resolve_personas(source, format=persona_format)
+    save_personas(personas, target)
+    typer.echo(f"wrote {len(personas)} personas to {target}", err=True)
+
+
+@app.command()
+def models() -> None:
+    """List the backends, their capabilities, and where the bundled model is."""
+    from personae.models.base import BACKEND_CAPABILITIES
+    from personae.models.bundled import bundled_gguf_path, cache_dir
+    from personae.models.spec import SPEC_FORMS
+
+    table = Table(title="personae model backends")
+    table.add_column("backend")
+    table.add_column("spec")
+    table.add_column("capabilities")
+    table.add_column("installed")
+    specs = {"llamacpp": "bundled | llamacpp:PATH.gguf", "hf": "hf:bundled | hf:PATH",
+             "openai": "openai:MODEL[@BASE_URL]", "scripted": "scripted:FILE"}
+    needs = {"llamacpp": "llama_cpp", "hf": "transformers", "openai": "openai",
+             "scripted": "yaml"}
+    import importlib.util
+
+    for name, caps in BACKEND_CAPABILITIES.items():
+        ok = importlib.util.find_spec(needs[name]) is not None
+        table.add_row(name, specs[name], ", ".join(sorted(c.value for c in caps)),
+                      "yes" if ok else f"no ({needs[name]} missing)")
+    Console().print(table)
+    try:
+        where = str(bundled_gguf_path())
+    except InputError as exc:
+        where = str(exc)
+    typer.echo(f"bundled model: SmolLM2-135M-Instruct (Apache-2.0) at {where}")
+    typer.echo(f"cache: {cache_dir()}  (set PERSONAE_CACHE_DIR to move it)")
+    typer.echo("spec forms: " + ", ".join(SPEC_FORMS))
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point: run the app and turn every error into one line and an exit code."""
+    args = list(sys.argv[1:] if argv is None else argv)
+    debug = "--debug" in args
+    command = typer.main.get_command(app)
+    try:
+        result = command.main(args=args, prog_name="personae", standalone_mode=False)
+        return int(result) if isinstance(result, int) else 0
+    except click.exceptions.Exit as exc:
+        return exc.exit_code
+    except click.exceptions.Abort:
+        typer.echo("personae: interrupted", err=True)
+        return 130
+    except click.UsageError as exc:
+        hint = f" (see: personae {exc.ctx.command_path.partition(' ')[2]} --help)".replace(
+            "  --help", " --help") if exc.ctx else ""
+        typer.echo(f"personae: usage error: {exc.format_message()}{hint}", err=True)
+        return 2
+    except click.ClickException as exc:
+        typer.echo(f"personae: error: {exc.format_message()}", err=True)
+        return 2
+    except PersonaeError as exc:
+        if debug:
+            raise
+        typer.echo(f"personae: error: {exc}", err=True)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        typer.echo("personae: interrupted", err=True)
+        return 130
+    except Exception as exc:  # a bug: say so in one line, keep the traceback for --debug
+        if debug:
+            raise
+        first = str(exc).splitlines()[0] if str(exc) else ""
+        typer.echo(f"personae: internal error: {type(exc).__name__}: {first} "
+                   "(rerun with --debug for a traceback)", err=True)
+        return 1
+
+
+def _console_main() -> None:
+    sys.exit(main())
+
+
+if __name__ == "__main__":
+    _console_main()

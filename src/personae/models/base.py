@@ -1,0 +1,220 @@
+"""The model protocol every backend implements, and the types that cross it."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+from collections.abc import Sequence
+from enum import StrEnum
+from typing import Literal, Protocol, runtime_checkable
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from personae.errors import CapabilityError, InputError, RunError
+
+
+class Capability(StrEnum):
+    CHAT = "chat"
+    LOGPROBS = "logprobs"  # top log-probabilities of generated tokens
+    SCORE_CHOICES = "score_choices"  # probabilities over a closed set of continuations
+    HIDDEN_STATES = "hidden_states"
+    STEERING = "steering"
+    BATCH = "batch"  # several requests in one forward pass
+
+
+# Which backends offer what, for error messages that tell the user where to go instead.
+BACKEND_CAPABILITIES: dict[str, frozenset[Capability]] = {
+    "llamacpp": frozenset({Capability.CHAT, Capability.LOGPROBS, Capability.SCORE_CHOICES}),
+    "hf": frozenset({Capability.CHAT, Capability.LOGPROBS, Capability.SCORE_CHOICES,
+                     Capability.HIDDEN_STATES, Capability.BATCH}),
+    "openai": frozenset({Capability.CHAT, Capability.LOGPROBS, Capability.SCORE_CHOICES}),
+    "scripted": frozenset({Capability.CHAT, Capability.SCORE_CHOICES, Capability.BATCH}),
+}
+
+
+def backends_with(capability: Capability) -> list[str]:
+    return [name for name, caps in BACKEND_CAPABILITIES.items() if capability in caps]
+
+
+class Message(BaseModel):
+    """One chat message."""
+
+    model_config = ConfigDict(frozen=True)
+
+    role: Literal["system", "user", "assistant"]
+    content: str
+
+
+class ChatParams(BaseModel):
+    """Sampling parameters. All of them, the seed included, are part of the cache key.
+
+    ``sample_index`` tells apart repeated samples of the same prompt at the same seed.
+    """
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    max_tokens: int = Field(default=256, ge=1, le=32768)
+    temperature: float = Field(default=0.7, ge=0.0, le=2.0)
+    top_p: float = Field(default=1.0, gt=0.0, le=1.0)
+    seed: int = Field(default=0, ge=0, lt=2**31)
+    stop: tuple[str, ...] = ()
+    top_logprobs: int = Field(default=0, ge=0, le=20)
+    sample_index: int = Field(default=0, ge=0)
+
+
+class TokenLogprob(BaseModel):
+    token: str
+    logprob: float
+    top: dict[str, float] = Field(default_factory=dict)
+
+
+class Completion(BaseModel):
+    """A model's reply to one chat request."""
+
+    text: str
+    finish_reason: str = "stop"
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    logprobs: list[TokenLogprob] | None = None
+    model: str = ""
+    cached: bool = False
+    latency_s: float = 0.0
+
+
+class ChoiceScores(BaseModel):
+    """Probabilities over a closed set of continuations (they sum to 1).
+
+    ``coverage`` is the probability mass the model put on the set before renormalising:
+    a low value means the model wanted to say something else.
+    """
+
+    choices: list[str]
+    probs: list[float]
+    logprobs: list[float]
+    coverage: float
+
+    @property
+    def top(self) -> str:
+        return self.choices[max(range(len(self.probs)), key=self.probs.__getitem__)]
+
+    @property
+    def expected_index(self) -> float:
+        """Expected position in ``choices`` (0-based), e.g. for a Likert mean."""
+        return sum(i * p for i, p in enumerate(self.probs))
+
+    @classmethod
+    def from_logprobs(cls, choices: Sequence[str], logprobs: Sequence[float]) -> ChoiceScores:
+        """Renormalise sequence log-likelihoods into probabilities over the set."""
+        finite = [lp for lp in logprobs if math.isfinite(lp)]
+        if not finite:
+            raise RunError("the model gave none of the choices any probability")
+        peak = max(finite)
+        weights = [math.exp(lp - peak) if math.isfinite(lp) else 0.0 for lp in logprobs]
+        total = sum(weights)
+        coverage = sum(math.exp(lp) for lp in finite)
+        return cls(choices=list(choices), probs=[w / total for w in weights],
+                   logprobs=list(logprobs), coverage=min(coverage, 1.0))
+
+
+def messages_from(items: Sequence[Message | dict[str, str]]) -> list[Message]:
+    return [m if isinstance(m, Message) else Message(**m) for m in items]
+
+
+def request_key(identity: str, messages: Sequence[Message], params: ChatParams,
+                conditioning: str | None = None) -> str:
+    """Content address of a chat request: what the response cache is keyed by."""
+    payload = {
+        "model": identity,
+        "messages": [[m.role, m.content] for m in messages],
+        "params": params.model_dump(mode="json"),
+        "conditioning": conditioning,
+    }
+    blob = json.dumps(payload, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
+    return hashlib.sha256(blob.encode()).hexdigest()
+
+
+@runtime_checkable
+class Model(Protocol):
+    """What every backend provides. Methods are async; local backends run in a thread.
+
+    ``identity`` names the exact weights (backend, model id, file hash or revision) and is
+    part of every cache key; ``max_concurrency`` is how many requests the runtime may keep in
+    flight; ``batch_size`` > 1 means ``chat_batch`` runs several requests in one pass.
+    """
+
+    backend: str
+    identity: str
+    capabilities: frozenset[Capability]
+    max_concurrency: int
+    batch_size: int
+
+    async def chat(self, messages: Sequence[Message], params: ChatParams) -> Completion: ...
+
+    async def chat_batch(
+        self, requests: Sequence[tuple[Sequence[Message], ChatParams]]
+    ) -> list[Completion]: ...
+
+    async def score_choices(
+        self, messages: Sequence[Message], choices: Sequence[str], *, prefill: str = ""
+    ) -> ChoiceScores: ...
+
+    async def aclose(self) -> None: ...
+
+
+class BaseBackend:
+    """Shared defaults: capability errors that say who has it, sequential batching."""
+
+    backend = "base"
+    identity = "base"
+    capabilities: frozenset[Capability] = frozenset({Capability.CHAT})
+    max_concurrency = 1
+    batch_size = 1
+
+    def require(self, capability: Capability) -> None:
+        if capability not in self.capabilities:
+            raise CapabilityError(
+                f"model {self.identity!r} ({self.backend} backend) lacks the "
+                f"{capability.value!r} capability; backends that have it: "
+                + ", ".join(backends_with(capability))
+            )
+
+    async def chat(self, messages: Sequence[Message], params: ChatParams) -> Completion:
+        raise NotImplementedError
+
+    async def chat_batch(
+        self, requests: Sequence[tuple[Sequence[Message], ChatParams]]
+    ) -> list[Completion]:
+        return [await self.chat(m, p) for m, p in requests]
+
+    async def score_choices(
+        self, messages: Sequence[Message], choices: Sequence[str], *, prefill: str = ""
+    ) -> ChoiceScores:
+        self.require(Capability.SCORE_CHOICES)
+        raise NotImplementedError
+
+    async def aclose(self) -> None:
+        return None
+
+    async def __aenter__(self):  # noqa: ANN204
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.aclose()
+
+
+class TransientModelError(RunError):
+    """A failure worth retrying: rate limit, 5xx, connection error, timeout."""
+
+    def __init__(self, message: str, *, retry_after: float | None = None) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
+def validate_choices(choices: Sequence[str]) -> list[str]:
+    out = list(choices)
+    if len(out) < 2:
+        raise InputError("score_choices needs at least two choices")
+    if len(set(out)) != len(out) or any(not c for c in out):
+        raise InputError("score_choices choices must be distinct, non-empty strings")
+    return out

@@ -1,0 +1,296 @@
+"""The transformers backend (``hf:bundled`` or ``hf:PATH``): white-box access.
+
+Hidden states and forward hooks need the model in PyTorch. ``hf:bundled`` dequantises the
+bundled GGUF once (about 35 s) and caches it as safetensors under the personae cache
+directory; later loads take well under a second. Requests are batched (left padding), which
+is where this backend earns its keep on a CPU.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import os
+import shutil
+import tempfile
+import threading
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from pydantic import BaseModel, ConfigDict
+
+from personae.errors import InputError, RunError
+from personae.models.base import (
+    BaseBackend,
+    Capability,
+    ChatParams,
+    ChoiceScores,
+    Completion,
+    Message,
+    TokenLogprob,
+    validate_choices,
+)
+from personae.models.bundled import bundled_gguf_path, cache_dir, file_sha256
+from personae.models.options import parse_options
+
+_WEIGHT_SUFFIXES = (".safetensors", ".bin", ".gguf")
+
+
+class HFOptions(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    batch_size: int = 16
+    n_threads: int | None = None
+    dtype: str = "float32"
+
+
+def _import_torch() -> Any:
+    # Local models only: never let transformers try to reach a model hub.
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    try:
+        import torch
+        import transformers  # noqa: F401
+    except ImportError:
+        raise InputError("the hf backend needs torch and transformers: install torch==2.13.0, "
+                         "then pip install 'personae[local]'") from None
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.disable_progress_bar()
+    hf_logging.set_verbosity_error()
+    return torch
+
+
+def bundled_safetensors_dir() -> Path:
+    """The bundled GGUF converted to a transformers folder, converting on first use."""
+    gguf = bundled_gguf_path()
+    target = cache_dir() / "hf" / f"{gguf.stem}-{file_sha256(gguf)[:16]}"
+    if (target / "model.safetensors").is_file() and (target / "config.json").is_file():
+        return target
+    _import_torch()
+    from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer
+
+    loaded = AutoModelForCausalLM.from_pretrained(str(gguf.parent), gguf_file=gguf.name,
+                                                  dtype="float32")
+    tokenizer = AutoTokenizer.from_pretrained(str(gguf.parent), gguf_file=gguf.name)
+    # A GGUF-loaded model refuses save_pretrained: rebuild it from its config, then save.
+    config = AutoConfig.from_pretrained(str(gguf.parent), gguf_file=gguf.name)
+    fresh = AutoModelForCausalLM.from_config(config, dtype="float32")
+    fresh.load_state_dict(loaded.state_dict())
+    fresh.tie_weights()
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(dir=target.parent, prefix=".convert-"))
+    try:
+        fresh.save_pretrained(tmp, safe_serialization=True)
+        tokenizer.save_pretrained(tmp)
+        if target.exists():  # another process finished first
+            shutil.rmtree(tmp)
+        else:
+            os.replace(tmp, target)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return target
+
+
+def _dir_identity(path: Path) -> str:
+    files = sorted(p for p in path.iterdir() if p.suffix in _WEIGHT_SUFFIXES or p.name == "config.json")
+    sig = ";".join(f"{p.name}:{p.stat().st_size}:{p.stat().st_mtime_ns}" for p in files)
+    return hashlib.sha256(sig.encode()).hexdigest()[:16]
+
+
+class HFModel(BaseBackend):
+    """A causal LM on transformers.
+
+    >>> model = HFModel("bundled")  # doctest: +SKIP
+    >>> states = model.hidden_states([Message(role="user", content="hi")])  # doctest: +SKIP
+    """
+
+    backend = "hf"
+    capabilities = frozenset({Capability.CHAT, Capability.LOGPROBS, Capability.SCORE_CHOICES,
+                              Capability.HIDDEN_STATES, Capability.BATCH})
+    max_concurrency = 1
+
+    def __init__(self, path: str = "bundled", **options: Any) -> None:
+        self.options = parse_options(HFOptions, self.backend, options)
+        self.batch_size = self.options.batch_size
+        self.source = path
+        if path == "bundled":
+            gguf = bundled_gguf_path()
+            self.identity = f"hf:{gguf.name}:{file_sha256(gguf)[:16]}"
+        else:
+            folder = Path(path)
+            if not folder.is_dir() or not (folder / "config.json").is_file():
+                raise InputError(f"{path}: not a Hugging Face model folder (no config.json)")
+            self.identity = f"hf:{folder.name}:{_dir_identity(folder)}"
+        self._lock = threading.Lock()
+        self._model: Any = None
+        self._tok: Any = None
+
+    def _ensure_loaded(self) -> tuple[Any, Any]:
+        if self._model is None:
+            torch = _import_torch()
+            from transformers import AutoModelForCausalLM, AutoTokenizer
+
+            if self.options.n_threads:
+                torch.set_num_threads(self.options.n_threads)
+            folder = bundled_safetensors_dir() if self.source == "bundled" else Path(self.source)
+            try:
+                tok = AutoTokenizer.from_pretrained(str(folder))
+                model = AutoModelForCausalLM.from_pretrained(str(folder),
+                                                             dtype=self.options.dtype)
+            except (OSError, ValueError) as exc:
+                raise RunError(f"transformers could not load {folder}: {exc}") from None
+            model.eval()
+            tok.padding_side = "left"
+            if tok.pad_token is None:
+                tok.pad_token = tok.eos_token
+            self._model, self._tok = model, tok
+        return self._model, self._tok
+
+    @property
+    def model(self) -> Any:
+        """The underlying ``transformers`` model (loaded on first use)."""
+        return self._ensure_loaded()[0]
+
+    @property
+    def tokenizer(self) -> Any:
+        return self._ensure_loaded()[1]
+
+    def render_prompt(self, messages: Sequence[Message], prefill: str = "") -> str:
+        _, tok = self._ensure_loaded()
+        text = tok.apply_chat_template([m.model_dump() for m in messages], tokenize=False,
+                                       add_generation_prompt=True)
+        return text + prefill
+
+    async def chat(self, messages: Sequence[Message], params: ChatParams) -> Completion:
+        return (await self.chat_batch([(messages, params)]))[0]
+
+    async def chat_batch(
+        self, requests: Sequence[tuple[Sequence[Message], ChatParams]]
+    ) -> list[Completion]:
+        return await asyncio.to_thread(self._chat_batch_sync, requests)
+
+    def _chat_batch_sync(
+        self, requests: Sequence[tuple[Sequence[Message], ChatParams]]
+    ) -> list[Completion]:
+        # Requests with different sampling parameters cannot share one generate() call.
+        groups: dict[ChatParams, list[int]] = {}
+        for i, (_, params) in enumerate(requests):
+            groups.setdefault(params.model_copy(update={"sample_index": 0}), []).append(i)
+        out: list[Completion | None] = [None] * len(requests)
+        with self._lock:
+            for params, idx in groups.items():
+                prompts = [self.render_prompt(requests[i][0]) for i in idx]
+                seed = params.seed + requests[idx[0]][1].sample_index
+                for i, c in zip(idx, self._generate(prompts, params, seed), strict=True):
+                    out[i] = c
+        return [c for c in out if c is not None]
+
+    def _generate(self, prompts: list[str], params: ChatParams, seed: int) -> list[Completion]:
+        torch = _import_torch()
+        model, tok = self._ensure_loaded()
+        start = time.perf_counter()
+        enc = tok(prompts, return_tensors="pt", padding=True, add_special_tokens=False)
+        sample = params.temperature > 0
+        kwargs: dict[str, Any] = {"max_new_tokens": params.max_tokens, "do_sample": sample,
+                                  "pad_token_id": tok.pad_token_id}
+        if sample:
+            kwargs.update(temperature=params.temperature, top_p=params.top_p, top_k=0)
+        if params.stop:
+            kwargs.update(stop_strings=list(params.stop), tokenizer=tok)
+        if params.top_logprobs:
+            kwargs.update(output_scores=True, return_dict_in_generate=True)
+        torch.manual_seed(seed)
+        with torch.inference_mode():
+            gen = model.generate(**enc, **kwargs)
+        sequences = gen.sequences if params.top_logprobs else gen
+        new = sequences[:, enc["input_ids"].shape[1]:]
+        elapsed = time.perf_counter() - start
+        results = []
+        for row in range(len(prompts)):
+            ids = new[row].tolist()
+            eos_at = next((k for k, t in enumerate(ids) if t in _eos_ids(model, tok)), None)
+            kept = ids[:eos_at] if eos_at is not None else ids
+            text = tok.decode(kept, skip_special_tokens=True)
+            finish = "stop" if eos_at is not None or len(kept) < params.max_tokens else "length"
+            for s in params.stop:
+                if s in text:
+                    text, finish = text[: text.index(s)], "stop"
+            logprobs = None
+            if params.top_logprobs:
+                logprobs = _top_logprobs(torch, tok, gen.scores, row, kept, params.top_logprobs)
+            results.append(Completion(
+                text=text, finish_reason=finish,
+                prompt_tokens=int(enc["attention_mask"][row].sum()),
+                completion_tokens=len(kept), logprobs=logprobs, model=self.identity,
+                latency_s=elapsed,
+            ))
+        return results
+
+    async def score_choices(self, messages: Sequence[Message], choices: Sequence[str], *,
+                            prefill: str = "") -> ChoiceScores:
+        choices = validate_choices(choices)
+        return await asyncio.to_thread(self._score_sync, messages, choices, prefill)
+
+    def _score_sync(self, messages: Sequence[Message], choices: list[str],
+                    prefill: str) -> ChoiceScores:
+        torch = _import_torch()
+        with self._lock:
+            model, tok = self._ensure_loaded()
+            prompt = tok(self.render_prompt(messages, prefill), add_special_tokens=False)["input_ids"]
+            seqs = [tok(c, add_special_tokens=False)["input_ids"] for c in choices]
+            width = len(prompt) + max(len(s) for s in seqs)
+            ids = torch.full((len(seqs), width), tok.pad_token_id, dtype=torch.long)
+            mask = torch.zeros_like(ids)
+            for r, s in enumerate(seqs):  # right padding: positions line up with the prompt
+                row = prompt + s
+                ids[r, : len(row)] = torch.tensor(row)
+                mask[r, : len(row)] = 1
+            with torch.inference_mode():
+                logits = model(input_ids=ids, attention_mask=mask).logits.float()
+            logp = torch.log_softmax(logits, dim=-1)
+            scores = []
+            for r, s in enumerate(seqs):
+                total = sum(float(logp[r, len(prompt) - 1 + j, t]) for j, t in enumerate(s))
+                scores.append(total)
+        return ChoiceScores.from_logprobs(choices, scores)
+
+    def hidden_states(self, messages: Sequence[Message], prefill: str = "") -> np.ndarray:
+        """Residual-stream activations, shape ``(n_layers + 1, n_tokens, hidden)``.
+
+        Row 0 is the embedding output; row ``L + 1`` is the output of block ``L`` (layers are
+        numbered from 0, the personae convention).
+        """
+        torch = _import_torch()
+        with self._lock:
+            model, tok = self._ensure_loaded()
+            enc = tok(self.render_prompt(messages, prefill), return_tensors="pt",
+                      add_special_tokens=False)
+            with torch.inference_mode():
+                out = model(**enc, output_hidden_states=True)
+        return torch.stack(out.hidden_states)[:, 0].float().numpy()
+
+
+def _eos_ids(model: Any, tok: Any) -> set[int]:
+    eos = model.generation_config.eos_token_id
+    ids = set(eos if isinstance(eos, list) else [eos] if eos is not None else [])
+    if tok.eos_token_id is not None:
+        ids.add(tok.eos_token_id)
+    return ids
+
+
+def _top_logprobs(torch: Any, tok: Any, scores: Sequence[Any], row: int, kept: list[int],
+                  k: int) -> list[TokenLogprob]:
+    out = []
+    for step, token_id in enumerate(kept):
+        lp = torch.log_softmax(scores[step][row].float(), dim=-1)
+        top = torch.topk(lp, k)
+        out.append(TokenLogprob(
+            token=tok.decode([token_id]), logprob=float(lp[token_id]),
+            top={tok.decode([int(i)]): float(v) for v, i in zip(top.values, top.indices,
+                                                                  strict=True)},
+        ))
+    return out

@@ -1,0 +1,169 @@
+"""Converters from the persona formats people already have into `Persona`.
+
+Each importer takes one parsed record (a string or a dict) and returns the keyword arguments
+of a `Persona`. `detect_format` picks the importer from the record's shape, so a file can be
+loaded without saying what it is.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from typing import Any
+
+FORMATS = ("personae", "personagym", "personahub", "personachat", "tinytroupe")
+
+_PERSONACHAT_PREFIX = re.compile(r"^\s*(?:\d+\s+)?(?:your|partner's) persona:\s*", re.I)
+_BIG_FIVE = ("openness", "conscientiousness", "extraversion", "agreeableness", "neuroticism")
+# TinyTroupe writes Big Five levels as words ("High. Very imaginative."); map them onto 1-5.
+_LEVEL_WORDS = {
+    "very low": 1.0, "low": 1.5, "medium-low": 2.5, "moderate": 3.0, "medium": 3.0,
+    "average": 3.0, "medium-high": 3.5, "high": 4.5, "very high": 5.0,
+}
+
+
+class FormatError(ValueError):
+    """A record does not have the shape its format requires."""
+
+
+def detect_format(record: Any) -> str:
+    """Guess a record's format from its shape.
+
+    >>> detect_format("A 35-year-old chef from Lyon")
+    'personagym'
+    >>> detect_format({"persona": "A retired pilot"})
+    'personahub'
+    """
+    if isinstance(record, str):
+        return "personachat" if _PERSONACHAT_PREFIX.match(record) else "personagym"
+    if isinstance(record, list) and all(isinstance(x, str) for x in record):
+        return "personachat"
+    if isinstance(record, dict):
+        if record.get("type") == "TinyPerson" or isinstance(record.get("persona"), dict):
+            return "tinytroupe"
+        if isinstance(record.get("persona"), str) and len(record) <= 3:
+            return "personahub"
+        if isinstance(record.get("personality"), list):
+            return "personachat"
+        return "personae"
+    raise FormatError(f"expected a persona object or string, got {type(record).__name__}")
+
+
+def from_personagym(record: Any) -> dict[str, Any]:
+    """PersonaGym one-liner: ``"A 71-year-old retired nurse from Italy, ..."``."""
+    if not isinstance(record, str) or not record.strip():
+        raise FormatError("a PersonaGym persona is a non-empty one-line description")
+    return {"summary": record.strip(), "source": {"format": "personagym"}}
+
+
+def from_personahub(record: Any) -> dict[str, Any]:
+    """PersonaHub line: ``{"persona": "A chemist who ..."}`` (extra keys kept in ``extra``)."""
+    if not isinstance(record, dict) or not isinstance(record.get("persona"), str):
+        raise FormatError('a PersonaHub record is {"persona": "<description>"}')
+    text = record["persona"].strip()
+    if not text:
+        raise FormatError("'persona' is empty")
+    extra = {k: v for k, v in record.items() if k != "persona"}
+    return {"summary": text, "extra": extra, "source": {"format": "personahub"}}
+
+
+def from_personachat(record: Any) -> dict[str, Any]:
+    """PersonaChat facts: a list of first-person sentences, ``{"personality": [...]}`` or
+    ConvAI2 lines ``"your persona: i like to ski."``."""
+    if isinstance(record, dict):
+        facts = record.get("personality")
+        extra = {k: v for k, v in record.items() if k not in ("personality", "utterances")}
+    else:
+        facts, extra = record, {}
+    if isinstance(facts, str):
+        facts = [facts]
+    if not isinstance(facts, list) or not all(isinstance(f, str) for f in facts):
+        raise FormatError("PersonaChat facts must be a list of strings")
+    facts = [_PERSONACHAT_PREFIX.sub("", f).strip() for f in facts]
+    facts = [f for f in facts if f]
+    if not facts:
+        raise FormatError("no persona facts found")
+    return {"facts": facts, "extra": extra, "source": {"format": "personachat"}}
+
+
+def from_tinytroupe(record: Any) -> dict[str, Any]:
+    """TinyTroupe agent spec ``{"type": "TinyPerson", "persona": {...}}`` (or its inner dict)."""
+    if not isinstance(record, dict):
+        raise FormatError("a TinyTroupe agent is a JSON object")
+    spec = record.get("persona", record)
+    if not isinstance(spec, dict) or not spec.get("name"):
+        raise FormatError("a TinyTroupe agent needs persona.name")
+    occupation = spec.get("occupation")
+    occ_title = occupation.get("title") if isinstance(occupation, dict) else occupation
+    personality = spec.get("personality") or {}
+    prefs = spec.get("preferences") or {}
+    facts: list[str] = []
+    facts += _strings(personality.get("traits"))
+    facts += _strings(spec.get("other_facts"))
+    used = {"name", "age", "gender", "nationality", "residence", "education", "occupation",
+            "style", "personality", "beliefs", "other_facts", "long_term_goals"}
+    traits = _tinytroupe_big_five(personality.get("big_five"))
+    backstory_parts = []
+    if isinstance(occupation, dict) and occupation.get("description"):
+        backstory_parts.append(str(occupation["description"]))
+    demographics = {
+        "age": spec.get("age"),
+        "gender": spec.get("gender"),
+        "nationality": spec.get("nationality"),
+        "location": spec.get("residence"),
+        "education": spec.get("education") if isinstance(spec.get("education"), str) else None,
+        "occupation": occ_title,
+    }
+    if isinstance(occupation, dict) and occupation.get("organization"):
+        demographics["organization"] = occupation["organization"]
+    return {
+        "name": spec["name"],
+        "demographics": {k: v for k, v in demographics.items() if v is not None},
+        "facts": facts,
+        "traits": traits or None,
+        "style": spec.get("style") if isinstance(spec.get("style"), str) else None,
+        "backstory": " ".join(backstory_parts) or None,
+        "values": _strings(spec.get("beliefs")) + _strings(spec.get("long_term_goals")),
+        "extra": {k: v for k, v in spec.items() if k not in used} | (
+            {"preferences": prefs} if prefs and "preferences" not in spec else {}
+        ),
+        "source": {"format": "tinytroupe"},
+    }
+
+
+def _strings(value: Any) -> list[str]:
+    if isinstance(value, str):
+        return [value]
+    if isinstance(value, list):
+        return [str(v) for v in value if isinstance(v, str | int | float)]
+    return []
+
+
+def _tinytroupe_big_five(big_five: Any) -> dict[str, float]:
+    if not isinstance(big_five, dict):
+        return {}
+    out: dict[str, float] = {}
+    for trait in _BIG_FIVE:
+        text = big_five.get(trait)
+        if not isinstance(text, str):
+            continue
+        head = text.split(".")[0].strip().lower()
+        if head in _LEVEL_WORDS:
+            out[trait] = _LEVEL_WORDS[head]
+    return out
+
+
+def from_personae(record: Any) -> dict[str, Any]:
+    """The native format: the fields of `Persona` as a mapping."""
+    if not isinstance(record, dict):
+        raise FormatError("a persona is a mapping of fields (name, summary, facts, ...)")
+    return dict(record)
+
+
+IMPORTERS: dict[str, Callable[[Any], dict[str, Any]]] = {
+    "personae": from_personae,
+    "personagym": from_personagym,
+    "personahub": from_personahub,
+    "personachat": from_personachat,
+    "tinytroupe": from_tinytroupe,
+}

@@ -1,0 +1,238 @@
+"""Load and save personas: YAML, JSON, JSONL and plain-text one-liner lists.
+
+Every error names the file and, where it can, the line, and says what is wrong with it.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import ValidationError
+
+from personae.errors import InputError
+from personae.persona.importers import FORMATS, IMPORTERS, FormatError, detect_format
+from personae.persona.schema import Persona
+
+_SUFFIXES = {".yaml": "yaml", ".yml": "yaml", ".json": "json", ".jsonl": "jsonl",
+             ".ndjson": "jsonl", ".txt": "txt"}
+
+
+@dataclass(frozen=True)
+class _Record:
+    data: Any
+    line: int | None  # 1-based line in the file, where known
+    index: int  # 0-based position among the file's records
+
+
+def load_personas(path: str | os.PathLike[str], *, format: str = "auto") -> list[Persona]:
+    """Read every persona in a file, converting from its format.
+
+    ``format`` is ``"auto"`` (decide per record from its shape) or one of
+    ``personae, personagym, personahub, personachat, tinytroupe``.
+
+    >>> personas = load_personas("team.yaml")  # doctest: +SKIP
+    """
+    path = Path(path)
+    if format != "auto" and format not in FORMATS:
+        raise InputError(f"unknown persona format {format!r}; expected one of: auto, "
+                         + ", ".join(FORMATS))
+    records = _read_records(path, format)
+    personas: list[Persona] = []
+    first_line: dict[str, str] = {}
+    for rec in records:
+        where = _where(path, rec)
+        fmt = format if format != "auto" else _detect(rec, where)
+        try:
+            fields = IMPORTERS[fmt](rec.data)
+        except FormatError as exc:
+            raise InputError(f"{where}: not a valid {fmt} persona: {exc}") from None
+        source = dict(fields.get("source") or {})
+        source.setdefault("format", fmt)
+        source.update(path=str(path), line=rec.line)
+        fields["source"] = source
+        try:
+            persona = Persona.model_validate(fields)
+        except ValidationError as exc:
+            raise InputError(f"{where}: {_describe_validation(exc, fields)}") from None
+        if persona.id in first_line:
+            raise InputError(f"{where}: duplicate persona id {persona.id!r} "
+                             f"(first at {first_line[persona.id]})")
+        first_line[persona.id] = where
+        personas.append(persona)
+    return personas
+
+
+def save_personas(personas: Iterable[Persona], path: str | os.PathLike[str]) -> Path:
+    """Write personas in the format the file's extension names (.yaml, .json, .jsonl).
+
+    The file is replaced atomically, so a crash never leaves half a file.
+    """
+    path = Path(path)
+    kind = _SUFFIXES.get(path.suffix.lower())
+    rows = [p.model_dump(mode="json", exclude_none=True, exclude_defaults=True) | {"id": p.id}
+            for p in personas]
+    if kind == "yaml":
+        text = yaml.safe_dump(rows, sort_keys=False, allow_unicode=True, width=100)
+    elif kind == "json":
+        text = json.dumps(rows, indent=2, ensure_ascii=False) + "\n"
+    elif kind == "jsonl":
+        text = "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows)
+    else:
+        what = path.suffix or "a file without an extension"
+        raise InputError(f"{path}: cannot write personas as {what}; use .yaml, .json or .jsonl")
+    _atomic_write(path, text)
+    return path
+
+
+def _atomic_write(path: Path, text: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            fh.write(text)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def _where(path: Path, rec: _Record) -> str:
+    return f"{path}:{rec.line}" if rec.line else f"{path}: persona #{rec.index + 1}"
+
+
+def _detect(rec: _Record, where: str) -> str:
+    try:
+        return detect_format(rec.data)
+    except FormatError as exc:
+        raise InputError(f"{where}: {exc}") from None
+
+
+def _describe_validation(exc: ValidationError, fields: dict[str, Any]) -> str:
+    err = exc.errors()[0]
+    loc = ".".join(str(p) for p in err["loc"]) or "persona"
+    msg = err["msg"].removeprefix("Value error, ")
+    label = fields.get("id") or fields.get("name")
+    prefix = f"persona {label!r}: " if label else ""
+    got = ""
+    if err["loc"] and err.get("input") is not None and not isinstance(err["input"], dict | list):
+        got = f" (got {err['input']!r})"
+    more = f" (+{exc.error_count() - 1} more)" if exc.error_count() > 1 else ""
+    return f"{prefix}{loc}: {msg}{got}{more}"
+
+
+def _read_text(path: Path) -> str:
+    if not path.exists():
+        raise InputError(f"{path}: no such file")
+    if path.is_dir():
+        raise InputError(f"{path}: is a directory, expected a persona file")
+    data = path.read_bytes()
+    if b"\x00" in data[:8192]:
+        raise InputError(f"{path}: binary file, expected YAML, JSON, JSONL or text")
+    try:
+        text = data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise InputError(f"{path}: not UTF-8 text (bad byte at offset {exc.start})") from None
+    if not text.strip():
+        raise InputError(f"{path}: file is empty, expected at least one persona")
+    return text
+
+
+def _read_records(path: Path, format: str) -> list[_Record]:
+    kind = _SUFFIXES.get(path.suffix.lower())
+    if kind is None:
+        raise InputError(f"{path}: unsupported file type {path.suffix or '(no extension)'!r}; "
+                         "use .yaml, .yml, .json, .jsonl or .txt")
+    text = _read_text(path)
+    if kind == "jsonl":
+        return _jsonl_records(path, text)
+    if kind == "txt":
+        return _text_records(text, format)
+    if kind == "json":
+        try:
+            data = json.loads(text)
+        except json.JSONDecodeError as exc:
+            raise InputError(f"{path}:{exc.lineno}: invalid JSON: {exc.msg} "
+                             f"(column {exc.colno})") from None
+        return _top_level_records(path, data, None, format)
+    return _yaml_records(path, text, format)
+
+
+def _jsonl_records(path: Path, text: str) -> list[_Record]:
+    records = []
+    for lineno, line in enumerate(text.splitlines(), start=1):
+        if not line.strip():
+            continue
+        try:
+            records.append(_Record(json.loads(line), lineno, len(records)))
+        except json.JSONDecodeError as exc:
+            raise InputError(f"{path}:{lineno}: invalid JSON: {exc.msg} "
+                             f"(column {exc.colno})") from None
+    return records
+
+
+def _text_records(text: str, format: str) -> list[_Record]:
+    lines = [(n, ln.strip()) for n, ln in enumerate(text.splitlines(), start=1) if ln.strip()]
+    if format == "personachat" or detect_format(lines[0][1]) == "personachat":
+        return [_Record([ln for _, ln in lines], lines[0][0], 0)]
+    return [_Record(ln, n, i) for i, (n, ln) in enumerate(lines)]
+
+
+def _yaml_records(path: Path, text: str, format: str) -> list[_Record]:
+    try:
+        nodes = list(yaml.compose_all(text, Loader=yaml.SafeLoader))
+        docs = list(yaml.safe_load_all(text))
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        line = f":{mark.line + 1}" if mark is not None else ""
+        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+        raise InputError(f"{path}{line}: invalid YAML: {problem}") from None
+    pairs = [(d, n) for d, n in zip(docs, nodes, strict=True) if d is not None]
+    if not pairs:
+        raise InputError(f"{path}: no personas in file")
+    if len(pairs) > 1:  # multi-document YAML: one persona per document
+        return [_Record(d, n.start_mark.line + 1, i) for i, (d, n) in enumerate(pairs)]
+    return _top_level_records(path, pairs[0][0], pairs[0][1], format)
+
+
+def _top_level_records(path: Path, data: Any, node: Any, format: str) -> list[_Record]:
+    """Unwrap a file's top level: one persona, a list of them, or ``{"personas": [...]}``."""
+    items_node = node
+    if isinstance(data, dict) and isinstance(data.get("personas"), list):
+        data = data["personas"]
+        items_node = _mapping_value(node, "personas")
+    if isinstance(data, list):
+        if format == "personachat" and all(isinstance(x, str) for x in data):
+            return [_Record(data, _line(node), 0)]
+        if not data:
+            raise InputError(f"{path}: the persona list is empty")
+        lines = _item_lines(items_node, len(data))
+        return [_Record(d, lines[i], i) for i, d in enumerate(data)]
+    if isinstance(data, dict | str):
+        return [_Record(data, _line(node), 0)]
+    raise InputError(f"{path}: expected a persona, a list of personas or "
+                     f"{{personas: [...]}}, got {type(data).__name__}")
+
+
+def _line(node: Any) -> int | None:
+    return node.start_mark.line + 1 if node is not None else None
+
+
+def _mapping_value(node: Any, key: str) -> Any:
+    if isinstance(node, yaml.MappingNode):
+        for k, v in node.value:
+            if getattr(k, "value", None) == key:
+                return v
+    return None
+
+
+def _item_lines(node: Any, n: int) -> Sequence[int | None]:
+    if isinstance(node, yaml.SequenceNode) and len(node.value) == n:
+        return [item.start_mark.line + 1 for item in node.value]
+    return [None] * n

@@ -1,0 +1,93 @@
+"""Render a persona into a system prompt through a sandboxed Jinja2 template.
+
+Persona fields are passed to the template as data: a field that contains ``{{ 7*7 }}`` is
+printed as those characters, never evaluated. Templates themselves run in Jinja2's
+immutable sandbox, so a user template file cannot reach Python internals.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from dataclasses import dataclass
+from functools import lru_cache
+from importlib import resources
+from pathlib import Path
+
+import jinja2
+from jinja2.sandbox import ImmutableSandboxedEnvironment
+
+from personae.errors import InputError
+from personae.persona.schema import Persona
+
+BUILTIN_TEMPLATES = ("personagym", "card", "facts")
+DEFAULT_TEMPLATE = "personagym"
+
+
+@dataclass(frozen=True)
+class Template:
+    """A compiled prompt template and where it came from."""
+
+    name: str
+    source: str
+    compiled: jinja2.Template
+
+    @property
+    def sha256(self) -> str:
+        return hashlib.sha256(self.source.encode()).hexdigest()
+
+    def render(self, persona: Persona) -> str:
+        context = {
+            "p": persona.model_dump(mode="json"),
+            "persona": persona.model_dump(mode="json"),
+            "description": persona.describe(),
+            "traits": persona.traits.as_dict() if persona.traits else {},
+        }
+        try:
+            return self.compiled.render(context).strip()
+        except (jinja2.TemplateError, TypeError, ValueError) as exc:
+            # A user template that fails on some persona is bad input, not a crash.
+            raise InputError(f"template {self.name}: {exc}") from None
+
+
+@lru_cache(maxsize=1)
+def _env() -> ImmutableSandboxedEnvironment:
+    return ImmutableSandboxedEnvironment(
+        undefined=jinja2.StrictUndefined, keep_trailing_newline=False, autoescape=False
+    )
+
+
+def load_template(name_or_path: str | os.PathLike[str] = DEFAULT_TEMPLATE) -> Template:
+    """A built-in template by name (``personagym``, ``card``, ``facts``) or a Jinja2 file.
+
+    >>> load_template("card").name
+    'card'
+    """
+    key = str(name_or_path)
+    if key in BUILTIN_TEMPLATES:
+        ref = resources.files("personae.persona") / "data" / "templates" / f"{key}.j2"
+        source = ref.read_text(encoding="utf-8")
+    else:
+        path = Path(key)
+        if not path.is_file():
+            raise InputError(f"unknown template {key!r}: not a built-in "
+                             f"({', '.join(BUILTIN_TEMPLATES)}) and no such file")
+        try:
+            source = path.read_text(encoding="utf-8")
+        except UnicodeDecodeError:
+            raise InputError(f"{path}: template is not UTF-8 text") from None
+    try:
+        compiled = _env().from_string(source)
+    except jinja2.TemplateSyntaxError as exc:
+        raise InputError(f"{key}:{exc.lineno}: template syntax error: {exc.message}") from None
+    return Template(name=key, source=source, compiled=compiled)
+
+
+def render_system_prompt(persona: Persona, template: str | Template = DEFAULT_TEMPLATE) -> str:
+    """The system prompt that makes a model play ``persona``.
+
+    >>> render_system_prompt(Persona(summary="a retired pilot from Oslo"))
+    'Adopt the identity of a retired pilot from Oslo. Answer the questions while staying in strict accordance with the nature of this identity.'
+    """
+    tpl = template if isinstance(template, Template) else load_template(template)
+    return tpl.render(persona)

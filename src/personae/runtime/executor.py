@@ -1,0 +1,211 @@
+"""Run chat requests against a model: bounded concurrency, cache, retries, timeouts.
+
+One asyncio event loop; ``max_concurrency`` workers per runner pull requests from the input
+and push results out as they complete, so callers can store each result before more work is
+scheduled. Backends that batch (``batch_size`` > 1) get several cache misses per call.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Iterable, Iterator, Sequence
+from dataclasses import dataclass, field
+
+from personae.errors import RunError
+from personae.models.base import (
+    ChatParams,
+    ChoiceScores,
+    Completion,
+    Message,
+    Model,
+    TransientModelError,
+    request_key,
+)
+from personae.runtime.cache import ResponseCache
+from personae.runtime.progress import ProgressReporter
+from personae.runtime.retry import RetryPolicy
+
+
+@dataclass(frozen=True)
+class ChatRequest:
+    """One chat to run. ``conditioning`` identifies non-prompt conditioning (e.g. a
+    steering vector hash) so it is part of the cache key; ``tag`` is the caller's handle."""
+
+    messages: tuple[Message, ...]
+    params: ChatParams = field(default_factory=ChatParams)
+    conditioning: str | None = None
+    tag: object = None
+
+
+@dataclass
+class ChatResult:
+    index: int
+    request: ChatRequest
+    completion: Completion | None = None
+    error: str | None = None
+    attempts: int = 0
+
+    @property
+    def ok(self) -> bool:
+        return self.completion is not None
+
+
+@dataclass
+class RunStats:
+    model_calls: int = 0
+    cache_hits: int = 0
+    retries: int = 0
+    failures: int = 0
+
+
+_DONE = object()
+
+
+class Runner:
+    """Runs requests against one model.
+
+    >>> from personae.models.scripted import ScriptedModel
+    >>> runner = Runner(ScriptedModel(replies=["Hello."]), cache=None, progress="off")
+    >>> asyncio.run(runner.chat([Message(role="user", content="hi")])).text
+    'Hello.'
+    """
+
+    def __init__(
+        self,
+        model: Model,
+        *,
+        cache: ResponseCache | None = None,
+        concurrency: int | None = None,
+        timeout_s: float = 300.0,
+        retry: RetryPolicy | None = None,
+        progress: str = "auto",
+        label: str = "chat",
+    ) -> None:
+        self.model = model
+        self.cache = cache
+        self.concurrency = max(1, concurrency or model.max_concurrency)
+        self.timeout_s = timeout_s
+        self.retry = retry or RetryPolicy()
+        self.progress_mode = progress
+        self.label = label
+        self.stats = RunStats()
+
+    async def chat(self, messages: Sequence[Message], params: ChatParams | None = None,
+                   *, conditioning: str | None = None) -> Completion:
+        """One chat through cache and retries; raises `RunError` when it finally fails."""
+        req = ChatRequest(tuple(messages), params or ChatParams(), conditioning)
+        result = (await self._resolve([(0, req)]))[0]
+        if result.completion is None:
+            raise RunError(result.error or "model call failed")
+        return result.completion
+
+    async def score_choices(self, messages: Sequence[Message], choices: Sequence[str],
+                            *, prefill: str = "") -> ChoiceScores:
+        """`Model.score_choices` under the same timeout and retry policy as chats."""
+        return await self._with_retries(
+            lambda: self.model.score_choices(messages, choices, prefill=prefill))[0]
+
+    async def iter_chats(self, requests: Iterable[ChatRequest], *,
+                         total: int | None = None) -> AsyncIterator[ChatResult]:
+        """Yield results as they complete (not in input order; see ``ChatResult.index``)."""
+        if total is None and isinstance(requests, Sequence):
+            total = len(requests)
+        source: Iterator[tuple[int, ChatRequest]] = enumerate(requests)
+        out: asyncio.Queue[object] = asyncio.Queue()
+        reporter = ProgressReporter(self.label, total, mode=self.progress_mode)
+        batch_size = max(1, self.model.batch_size)
+
+        async def worker() -> None:
+            try:
+                while True:
+                    batch = [item for _, item in zip(range(batch_size), source, strict=False)]
+                    if not batch:
+                        return
+                    for result in await self._resolve(batch):
+                        out.put_nowait(result)
+            finally:
+                out.put_nowait(_DONE)
+
+        workers = [asyncio.create_task(worker()) for _ in range(self.concurrency)]
+        finished = 0
+        try:
+            while finished < len(workers):
+                item = await out.get()
+                if item is _DONE:
+                    finished += 1
+                    continue
+                assert isinstance(item, ChatResult)
+                reporter.advance(cached=bool(item.completion and item.completion.cached),
+                                 failed=not item.ok)
+                yield item
+            for w in workers:  # re-raise a bug inside a worker instead of hiding it
+                w.result()
+        finally:
+            for w in workers:
+                w.cancel()
+            await asyncio.gather(*workers, return_exceptions=True)
+            reporter.close()
+
+    async def run_chats(self, requests: Iterable[ChatRequest]) -> list[ChatResult]:
+        """All results, in input order."""
+        results = [r async for r in self.iter_chats(requests)]
+        return sorted(results, key=lambda r: r.index)
+
+    async def _resolve(self, batch: list[tuple[int, ChatRequest]]) -> list[ChatResult]:
+        """Serve cache hits, then send the misses to the model in one call (or one batch)."""
+        results: list[ChatResult] = []
+        misses: list[tuple[ChatResult, str]] = []
+        for index, req in batch:
+            key = request_key(self.model.identity, req.messages, req.params, req.conditioning)
+            result = ChatResult(index, req)
+            hit = self.cache.get(key) if self.cache is not None else None
+            if hit is not None:
+                self.stats.cache_hits += 1
+                result.completion = hit
+            else:
+                misses.append((result, key))
+            results.append(result)
+        if not misses:
+            return results
+        if len(misses) == 1:
+            req = misses[0][0].request
+            call = lambda: self.model.chat(req.messages, req.params)  # noqa: E731
+            completions_call = lambda: _one_list(call)  # noqa: E731
+        else:
+            pairs = [(r.request.messages, r.request.params) for r, _ in misses]
+            completions_call = lambda: self.model.chat_batch(pairs)  # noqa: E731
+        try:
+            completions, attempts = await self._with_retries(completions_call)
+        except RunError as exc:
+            self.stats.failures += len(misses)
+            for result, _ in misses:
+                result.error, result.attempts = str(exc), self.retry.max_attempts
+            return results
+        for (result, key), completion in zip(misses, completions, strict=True):
+            result.completion, result.attempts = completion, attempts
+            if self.cache is not None:
+                self.cache.put(key, completion, model=self.model.identity)
+        return results
+
+    async def _with_retries(self, call):  # noqa: ANN001, ANN202
+        attempt = 0
+        while True:
+            attempt += 1
+            self.stats.model_calls += 1
+            try:
+                async with asyncio.timeout(self.timeout_s):
+                    value = await call()
+                return value, attempt
+            except TimeoutError:
+                error: TransientModelError = TransientModelError(
+                    f"model {self.model.identity!r} did not answer within {self.timeout_s:g}s")
+            except TransientModelError as exc:
+                error = exc
+            if attempt >= self.retry.max_attempts:
+                raise RunError(f"{error} (gave up after {attempt} attempts)") from None
+            self.stats.retries += 1
+            await asyncio.sleep(self.retry.delay(attempt - 1, error.retry_after))
+
+
+async def _one_list(call) -> list[Completion]:  # noqa: ANN001
+    return [await call()]

@@ -1,0 +1,150 @@
+"""A tiny OpenAI-compatible chat server for loopback tests and benchmarks.
+
+It answers ``POST /v1/chat/completions`` after a fixed delay with a canned reply, counts the
+requests it received, and can be told to fail: a list of HTTP status codes to return for the
+first requests (e.g. ``[429, 503]``), or ``hang=True`` to never answer. It speaks plain
+HTTP/1.1 with keep-alive on asyncio streams, so it costs far less than the client under test.
+
+    python -m personae.testing.loopback --port 8099 --delay 0.05
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import threading
+import time
+from collections.abc import Sequence
+
+_REASONS = {200: "OK", 400: "Bad Request", 404: "Not Found", 429: "Too Many Requests",
+            500: "Internal Server Error", 503: "Service Unavailable"}
+
+
+class LoopbackServer:
+    """Run in a background thread: ``with LoopbackServer(delay_s=0.05) as srv: srv.base_url``.
+
+    >>> with LoopbackServer(delay_s=0) as srv:  # doctest: +SKIP
+    ...     srv.base_url
+    'http://127.0.0.1:54321/v1'
+    """
+
+    def __init__(self, *, delay_s: float = 0.0, reply: str = "Hello from loopback.",
+                 fail_with: Sequence[int] = (), hang: bool = False, host: str = "127.0.0.1",
+                 port: int = 0) -> None:
+        self.delay_s, self.reply, self.hang = delay_s, reply, hang
+        self.host, self.port = host, port
+        self._failures = list(fail_with)
+        self.requests = 0
+        self.bodies: list[dict] = []
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._server: asyncio.base_events.Server | None = None
+        self._thread: threading.Thread | None = None
+        self._ready = threading.Event()
+
+    @property
+    def base_url(self) -> str:
+        return f"http://{self.host}:{self.port}/v1"
+
+    async def start(self) -> None:
+        self._server = await asyncio.start_server(self._handle, self.host, self.port,
+                                                  backlog=1024)
+        self.port = self._server.sockets[0].getsockname()[1]
+
+    async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            while True:
+                head = await reader.readuntil(b"\r\n\r\n")
+                request_line, *header_lines = head.decode("latin-1").split("\r\n")
+                headers = {k.strip().lower(): v.strip() for k, _, v in
+                           (h.partition(":") for h in header_lines if h)}
+                body = await reader.readexactly(int(headers.get("content-length", 0)))
+                status, payload = await self._respond(request_line, body)
+                data = json.dumps(payload).encode()
+                writer.write(
+                    f"HTTP/1.1 {status} {_REASONS.get(status, 'Error')}\r\n"
+                    f"content-type: application/json\r\ncontent-length: {len(data)}\r\n"
+                    "connection: keep-alive\r\n\r\n".encode() + data)
+                await writer.drain()
+        except (asyncio.IncompleteReadError, ConnectionError, asyncio.LimitOverrunError,
+                asyncio.CancelledError):
+            pass  # client went away, or the server is shutting down
+        finally:
+            writer.close()
+
+    async def _respond(self, request_line: str, body: bytes) -> tuple[int, dict]:
+        method, path, _ = request_line.split(" ", 2)
+        if method == "GET" and path.endswith("/models"):
+            return 200, {"object": "list", "data": [{"id": "loopback", "object": "model"}]}
+        if method != "POST" or not path.endswith("/chat/completions"):
+            return 404, {"error": {"message": f"no route {method} {path}"}}
+        self.requests += 1
+        try:
+            req = json.loads(body or b"{}")
+        except json.JSONDecodeError:
+            return 400, {"error": {"message": "body is not JSON"}}
+        self.bodies.append(req)
+        if self.hang:
+            await asyncio.sleep(3600)
+        if self._failures:
+            status = self._failures.pop(0)
+            return status, {"error": {"message": f"injected failure {status}"}}
+        if self.delay_s:
+            await asyncio.sleep(self.delay_s)
+        return 200, {
+            "id": f"chatcmpl-{self.requests}", "object": "chat.completion",
+            "created": int(time.time()), "model": req.get("model", "loopback"),
+            "choices": [{"index": 0, "finish_reason": "stop",
+                         "message": {"role": "assistant", "content": self.reply}}],
+            "usage": {"prompt_tokens": 10, "completion_tokens": 4, "total_tokens": 14},
+        }
+
+    def __enter__(self) -> LoopbackServer:
+        def run() -> None:
+            self._loop = asyncio.new_event_loop()
+            self._loop.run_until_complete(self.start())
+            self._ready.set()
+            self._loop.run_forever()
+
+        self._thread = threading.Thread(target=run, daemon=True)
+        self._thread.start()
+        self._ready.wait(10)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self._loop is not None and self._server is not None:
+            loop, server = self._loop, self._server
+
+            async def stop() -> None:
+                server.close()
+                for task in asyncio.all_tasks(loop):
+                    if task is not asyncio.current_task():
+                        task.cancel()
+
+            asyncio.run_coroutine_threadsafe(stop(), loop).result(10)
+            loop.call_soon_threadsafe(loop.stop)
+        if self._thread is not None:
+            self._thread.join(10)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--host", default="127.0.0.1")
+    ap.add_argument("--port", type=int, default=8099)
+    ap.add_argument("--delay", type=float, default=0.05)
+    args = ap.parse_args()
+    server = LoopbackServer(delay_s=args.delay, host=args.host, port=args.port)
+
+    async def serve() -> None:
+        await server.start()
+        print(f"listening on {server.base_url}", flush=True)
+        await asyncio.Event().wait()
+
+    try:
+        asyncio.run(serve())
+    except KeyboardInterrupt:
+        pass
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,56 @@
+"""Shared fixtures. Every test gets a private cache directory, so no test reads another's
+cached responses; the slow hf:bundled conversion is shared through one session folder."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+FIXTURES = Path(__file__).parent / "fixtures"
+
+
+@pytest.fixture(scope="session")
+def session_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("personae-cache")
+
+
+@pytest.fixture(autouse=True)
+def isolated_cache(tmp_path: Path, session_cache: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    cache = tmp_path / "cache"
+    cache.mkdir()
+    # Share converted hf weights (40 s to build) but nothing else between tests.
+    (session_cache / "hf").mkdir(exist_ok=True)
+    (cache / "hf").symlink_to(session_cache / "hf", target_is_directory=True)
+    monkeypatch.setenv("PERSONAE_CACHE_DIR", str(cache))
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    return cache
+
+
+def run_cli(*args: str, stdin: str | None = None, timeout: float = 300,
+            env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    """Run ``python -m personae ARGS`` the way a user would, capturing both streams."""
+    return subprocess.run(
+        [sys.executable, "-m", "personae", *args], input=stdin if stdin is not None else "",
+        capture_output=True, text=True, timeout=timeout, env={**os.environ, **(env or {})},
+    )
+
+
+def assert_one_line_error(proc: subprocess.CompletedProcess[str], code: int, *needles: str) -> None:
+    assert proc.returncode == code, (proc.returncode, proc.stdout, proc.stderr)
+    err = proc.stderr.strip()
+    assert "Traceback" not in err, err
+    assert len(err.splitlines()) == 1, err
+    assert err.startswith("personae: "), err
+    for n in needles:
+        assert n in err, (n, err)
+    assert proc.stdout == ""
+
+
+@pytest.fixture
+def fixtures_dir() -> Path:
+    return FIXTURES
+

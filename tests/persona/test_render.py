@@ -1,0 +1,65 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from personae.errors import InputError
+from personae.persona import Persona, load_bundled, load_template, render_system_prompt
+
+INJECTION = Persona(
+    name="{{ 7*7 }}",
+    summary="I say {% for x in range(3) %}loop{% endfor %} and {{ ''.__class__ }}",
+    facts=["{% for %}", "{{ config }}", "{# comment #}"],
+    style="{{ persona.name }}",
+)
+
+
+@pytest.mark.parametrize("template", ["personagym", "card", "facts"])
+def test_persona_text_is_data_never_code(template: str) -> None:
+    out = render_system_prompt(INJECTION, template)
+    assert "49" not in out and "looploop" not in out
+    if template != "facts":
+        assert "{% for x in range(3) %}loop{% endfor %}" in out
+    if template == "card":
+        assert "{{ 7*7 }}" in out and "{% for %}" in out and "{{ persona.name }}" in out
+
+
+def test_personagym_template_matches_upstream_wording() -> None:
+    out = render_system_prompt(Persona(summary="A 35-year-old chef from Lyon"), "personagym")
+    assert out == ("Adopt the identity of A 35-year-old chef from Lyon. Answer the questions "
+                   "while staying in strict accordance with the nature of this identity.")
+
+
+def test_card_template_uses_fields() -> None:
+    p = load_bundled("sample")[0]
+    out = render_system_prompt(p, "card")
+    assert p.name in out and p.facts[0] in out and "Extraversion" in out
+    assert "never say you are an AI" in out
+
+
+def test_user_template_file(tmp_path: Path) -> None:
+    path = tmp_path / "t.j2"
+    path.write_text("Be {{ p.name }} ({{ traits.get('extraversion', '?') }}).")
+    out = render_system_prompt(Persona(name="Ana", traits={"extraversion": 2}), str(path))
+    assert out == "Be Ana (2.0)."
+
+
+def test_user_template_is_sandboxed(tmp_path: Path) -> None:
+    path = tmp_path / "evil.j2"
+    path.write_text("{{ ''.__class__.__mro__[1].__subclasses__() }}")
+    with pytest.raises(InputError, match="evil.j2"):
+        render_system_prompt(Persona(name="Ana"), str(path))
+
+
+def test_template_errors_are_input_errors(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.j2"
+    bad.write_text("line one\n{% if %}\n")
+    with pytest.raises(InputError, match=r"bad\.j2:2: template syntax error"):
+        load_template(str(bad))
+    typo = tmp_path / "typo.j2"
+    typo.write_text("{{ p.nmae.upper() }}")
+    with pytest.raises(InputError, match="typo.j2"):
+        render_system_prompt(Persona(name="Ana"), str(typo))
+    with pytest.raises(InputError, match="unknown template 'nope'"):
+        load_template("nope")
