@@ -11,7 +11,6 @@ import sys
 from pathlib import Path
 from typing import Annotated
 
-import click
 import typer
 from rich.console import Console
 from rich.table import Table
@@ -22,6 +21,10 @@ from personae.errors import InputError, PersonaeError
 from personae.persona import BUILTIN_TEMPLATES, FORMATS, Persona, load_personas
 from personae.persona.render import load_template
 from personae.persona.sample import resolve_personas
+
+# Recent typer vendors its own copy of click: take the exception classes from wherever typer's
+# come from, so usage errors are recognised with either layout.
+_click = sys.modules[typer.BadParameter.__module__]
 
 app = typer.Typer(
     name="personae", no_args_is_help=True, add_completion=False,
@@ -222,17 +225,17 @@ def main(argv: list[str] | None = None) -> int:
     try:
         result = command.main(args=args, prog_name="personae", standalone_mode=False)
         return int(result) if isinstance(result, int) else 0
-    except click.exceptions.Exit as exc:
+    except typer.Exit as exc:
         return exc.exit_code
-    except click.exceptions.Abort:
+    except typer.Abort:
         typer.echo("personae: interrupted", err=True)
         return 130
-    except click.UsageError as exc:
+    except _click.UsageError as exc:
         hint = f" (see: personae {exc.ctx.command_path.partition(' ')[2]} --help)".replace(
             "  --help", " --help") if exc.ctx else ""
         typer.echo(f"personae: usage error: {exc.format_message()}{hint}", err=True)
         return 2
-    except click.ClickException as exc:
+    except _click.ClickException as exc:
         typer.echo(f"personae: error: {exc.format_message()}", err=True)
         return 2
     except PersonaeError as exc:

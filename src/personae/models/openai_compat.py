@@ -62,15 +62,17 @@ class OpenAIModel(BaseBackend):
                                  f"{self.options.api_key_env} (or choose --api-key-env)")
             key = "unused"  # local servers (vLLM, llama.cpp, Ollama) accept any key
         self._api_key = key
-        self._client: Any = None
+        self._clients: list[Any] = []
+        self._rr = 0
 
     def _get_client(self) -> Any:
-        if self._client is None:
+        if not self._clients:
             from openai import AsyncOpenAI
-
-            self._client = AsyncOpenAI(api_key=self._api_key, base_url=self.base_url,
-                                       max_retries=0, timeout=self.options.timeout_s)
-        return self._client
+            k = max(1, -(-self.max_concurrency // int(os.environ.get("SHARD", "1000000"))))
+            self._clients = [AsyncOpenAI(api_key=self._api_key, base_url=self.base_url,
+                                       max_retries=0, timeout=self.options.timeout_s) for _ in range(k)]
+        self._rr += 1
+        return self._clients[self._rr % len(self._clients)]
 
     async def _create(self, **kwargs: Any) -> Any:
         import openai
@@ -153,9 +155,9 @@ class OpenAIModel(BaseBackend):
         return ChoiceScores.from_logprobs(choices, scores)
 
     async def aclose(self) -> None:
-        if self._client is not None:
-            await self._client.close()
-            self._client = None
+        for c in self._clients:
+            await c.close()
+        self._clients = []
 
 
 def _logprobs(raw: Any) -> list[TokenLogprob] | None:

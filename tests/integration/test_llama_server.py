@@ -1,0 +1,91 @@
+"""End to end: the same persona and message on bundled, hf:bundled, and a real
+``python -m llama_cpp.server`` serving the bundled GGUF on loopback (started and stopped here).
+The cache is checked by counting the chat requests in the server's own access log."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from personae.models.bundled import bundled_gguf_path
+from tests.conftest import run_cli
+
+pytestmark = [pytest.mark.server, pytest.mark.model]
+PERSONA = "sample:rosa-cusco-weaver"
+ARGS = ["--persona", PERSONA, "--temperature", "0", "--max-tokens", "24", "What is your name?"]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def llama_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Path]]:
+    port = free_port()
+    log = tmp_path_factory.mktemp("server") / "server.log"
+    with open(log, "w") as fh:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "llama_cpp.server", "--model", str(bundled_gguf_path()),
+             "--model_alias", "smollm", "--host", "127.0.0.1", "--port", str(port),
+             "--n_ctx", "2048"],
+            stdout=fh, stderr=subprocess.STDOUT, env={**os.environ, "HF_HUB_OFFLINE": "1"})
+    url = f"http://127.0.0.1:{port}/v1"
+    try:
+        deadline = time.monotonic() + 120
+        while True:
+            assert proc.poll() is None, log.read_text()[-2000:]
+            try:
+                if httpx.get(f"{url}/models", timeout=2).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            assert time.monotonic() < deadline, "llama_cpp.server did not start"
+            time.sleep(0.5)
+        yield url, log
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(20)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+
+
+def chat_requests(log: Path) -> int:
+    return log.read_text().count("POST /v1/chat/completions")
+
+
+def test_same_persona_and_message_on_three_backends(llama_server: tuple[str, Path]) -> None:
+    url, _ = llama_server
+    replies = {}
+    for spec in ("bundled", "hf:bundled", f"openai:smollm@{url}"):
+        proc = run_cli("chat", "--model", spec, *ARGS)
+        assert proc.returncode == 0, (spec, proc.stderr)
+        replies[spec] = proc.stdout.strip()
+        assert replies[spec], spec
+    # Same weights, greedy decoding: the server and in-process llama.cpp start the same way
+    # (thread count and batch size change float rounding, so long replies may drift apart).
+    a, b = replies["bundled"], replies[f"openai:smollm@{url}"]
+    assert len(os.path.commonprefix([a, b])) >= 20, (a, b)
+    assert all("Rosa" in r for r in replies.values()), replies
+
+
+def test_second_identical_chat_never_reaches_the_server(llama_server: tuple[str, Path]) -> None:
+    url, log = llama_server
+    before = chat_requests(log)
+    args = ["chat", "--model", f"openai:smollm@{url}", "--seed", "7", "--max-tokens", "12",
+            "--persona", PERSONA, "Where do you live?"]
+    first, second = run_cli(*args), run_cli(*args)
+    assert first.returncode == 0 and first.stdout == second.stdout
+    assert chat_requests(log) - before == 1
+    run_cli(*args, "--no-cache")
+    assert chat_requests(log) - before == 2
