@@ -9,10 +9,10 @@ import socket
 import subprocess
 import sys
 import time
+import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
-import httpx
 import pytest
 
 from personae.models.bundled import bundled_gguf_path
@@ -45,9 +45,10 @@ def llama_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str
         while True:
             assert proc.poll() is None, log.read_text()[-2000:]
             try:
-                if httpx.get(f"{url}/models", timeout=2).status_code == 200:
-                    break
-            except httpx.HTTPError:
+                with urllib.request.urlopen(f"{url}/models", timeout=2) as resp:
+                    if resp.status == 200:
+                        break
+            except OSError:
                 pass
             assert time.monotonic() < deadline, "llama_cpp.server did not start"
             time.sleep(0.5)
