@@ -17,7 +17,7 @@ from rich.table import Table
 
 from personae import __version__
 from personae.chat import ChatSession
-from personae.errors import InputError, PersonaeError
+from personae.errors import InputError, PersonaeError, RunError
 from personae.persona import BUILTIN_TEMPLATES, FORMATS, Persona, load_personas
 from personae.persona.render import load_template
 from personae.persona.sample import resolve_personas
@@ -131,7 +131,10 @@ async def _interactive(session: ChatSession) -> None:
             session.reset()
             continue
         if text.strip():
-            print(f"{name}> {await session.send(text)}", flush=True)
+            try:
+                print(f"{name}> {await session.send(text)}", flush=True)
+            except RunError as exc:  # keep the conversation; the user may retry
+                err.print(f"[red]personae: error: {exc}[/]")
 
 
 @personas_app.command("validate")
@@ -231,6 +234,8 @@ def main(argv: list[str] | None = None) -> int:
         typer.echo("personae: interrupted", err=True)
         return 130
     except _click.UsageError as exc:
+        if not exc.format_message():  # bare `personae`/`personae personas`: help was printed
+            return 0
         hint = f" (see: personae {exc.ctx.command_path.partition(' ')[2]} --help)".replace(
             "  --help", " --help") if exc.ctx else ""
         typer.echo(f"personae: usage error: {exc.format_message()}{hint}", err=True)
