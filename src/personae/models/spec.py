@@ -68,7 +68,8 @@ def parse_model_spec(spec: str) -> ModelSpec:
 def load_model(spec: str | ModelSpec, **overrides: Any) -> Model:
     """A backend for a spec string. Loading of weights is deferred to the first call.
 
-    >>> model = load_model("bundled")  # doctest: +SKIP
+    >>> load_model("bundled").backend  # weights load on the first call, not here
+    'llamacpp'
     """
     parsed = spec if isinstance(spec, ModelSpec) else parse_model_spec(spec)
     opts: dict[str, Any] = {**parsed.options, **overrides}

@@ -37,7 +37,10 @@ def load_personas(path: str | os.PathLike[str], *, format: str = "auto") -> list
     ``format`` is ``"auto"`` (decide per record from its shape) or one of
     ``personae, personagym, personahub, personachat, tinytroupe``.
 
-    >>> personas = load_personas("team.yaml")  # doctest: +SKIP
+    Example::
+
+        personas = load_personas("team.yaml")
+        tinytroupe = load_personas("Lisa.agent.json")  # converted on the way in
     """
     path = Path(path)
     if format != "auto" and format not in FORMATS:

@@ -38,7 +38,8 @@ def load_bundled(name: str = "sample") -> list[Persona]:
 def resolve_personas(ref: str, *, format: str = "auto") -> list[Persona]:
     """Personas from a reference: a file path, ``sample``, ``personagym``, or ``SET:ID``.
 
-    >>> resolve_personas("sample")[0].id  # doctest: +SKIP
+    >>> resolve_personas("sample:rosa-cusco-weaver")[0].name
+    'Rosa Quispe Mamani'
     """
     set_name, _, persona_id = ref.partition(":")
     if set_name in BUNDLED_SETS:

@@ -23,6 +23,7 @@ from personae.models.base import (
 )
 from personae.runtime.cache import ResponseCache
 from personae.runtime.progress import ProgressReporter
+from personae.runtime.ratelimit import TokenBucket
 from personae.runtime.retry import RetryPolicy
 
 
@@ -80,6 +81,7 @@ class Runner:
         retry: RetryPolicy | None = None,
         progress: str = "auto",
         label: str = "chat",
+        rate_limit: float | None = None,
     ) -> None:
         self.model = model
         self.cache = cache
@@ -89,6 +91,9 @@ class Runner:
         self.progress_mode = progress
         self.label = label
         self.stats = RunStats()
+        # Requests per second; backends may carry their own (e.g. openai:...?rate_limit=5).
+        rate = rate_limit if rate_limit is not None else getattr(model, "rate_limit", None)
+        self._bucket = TokenBucket(rate) if rate else None
 
     async def chat(self, messages: Sequence[Message], params: ChatParams | None = None,
                    *, conditioning: str | None = None) -> Completion:
@@ -191,6 +196,8 @@ class Runner:
         attempt = 0
         while True:
             attempt += 1
+            if self._bucket is not None:
+                await self._bucket.acquire()
             self.stats.model_calls += 1
             try:
                 async with asyncio.timeout(self.timeout_s):
