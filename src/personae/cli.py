@@ -99,29 +99,28 @@ def chat(
     else:
         text = None
 
-    async def run() -> None:
+    # One event loop for the whole session, so HTTP connections are reused between turns;
+    # input() runs on the main thread, so Ctrl-C at the prompt ends the session at once.
+    with asyncio.Runner() as aio:
         try:
             if text is None:
-                await _interactive(session)
-                return
-            if not text.strip():
+                _interactive(session, aio)
+            elif not text.strip():
                 raise InputError("the message is empty")
-            typer.echo(await session.send(text))
+            else:
+                typer.echo(aio.run(session.send(text)))
         finally:
-            await session.aclose()
-
-    asyncio.run(run())
+            aio.run(session.aclose())
 
 
-async def _interactive(session: ChatSession) -> None:
+def _interactive(session: ChatSession, aio: asyncio.Runner) -> None:
     err = Console(stderr=True)
     err.print(f"[bold]Chatting with {session.persona.name or session.persona.id}[/] "
               f"on {session.model_spec}. Ctrl-D or /exit to quit, /reset to forget the history.")
-
     name = session.persona.name or session.persona.id
     while True:
         try:
-            text = await asyncio.to_thread(input, "you> ")
+            text = input("you> ")
         except EOFError:
             err.print()
             return
@@ -132,7 +131,7 @@ async def _interactive(session: ChatSession) -> None:
             continue
         if text.strip():
             try:
-                print(f"{name}> {await session.send(text)}", flush=True)
+                print(f"{name}> {aio.run(session.send(text))}", flush=True)
             except RunError as exc:  # keep the conversation; the user may retry
                 err.print(f"[red]personae: error: {exc}[/]")
 
@@ -227,7 +226,10 @@ def main(argv: list[str] | None = None) -> int:
     command = typer.main.get_command(app)
     try:
         result = command.main(args=args, prog_name="personae", standalone_mode=False)
-        return int(result) if isinstance(result, int) else 0
+        code = int(result) if isinstance(result, int) else 0
+        if code == 130:  # typer turns Ctrl-C into a silent exit 130
+            typer.echo("\npersonae: interrupted", err=True)
+        return code
     except typer.Exit as exc:
         return exc.exit_code
     except typer.Abort:

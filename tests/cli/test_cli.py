@@ -143,3 +143,14 @@ def test_internal_errors_are_one_line_and_debug_shows_traceback(tmp_path: Path) 
     assert_one_line_error(proc, 2, "t.j2")
     debug = run_cli("--debug", "personas", "render", "sample:rosa-cusco-weaver", "-t", str(tpl))
     assert debug.returncode == 1 and "Traceback" in debug.stderr
+
+
+def test_ctrl_c_at_the_prompt_exits_at_once(scripted: str) -> None:
+    child = pexpect.spawn(sys.executable, ["-m", "personae", "chat", "-m", scripted],
+                          encoding="utf-8", timeout=30)
+    child.expect("you> ")
+    child.sendintr()
+    child.expect("personae: interrupted", timeout=5)
+    child.expect(pexpect.EOF, timeout=5)
+    child.close()
+    assert child.exitstatus == 130
