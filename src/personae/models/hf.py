@@ -12,6 +12,7 @@ import asyncio
 import hashlib
 import os
 import shutil
+import sys
 import tempfile
 import threading
 import time
@@ -72,6 +73,8 @@ def bundled_safetensors_dir() -> Path:
     _import_torch()
     from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer
 
+    print(f"personae: converting {gguf.name} to safetensors under {target.parent} "
+          "(once; about 40 s)", file=sys.stderr, flush=True)
     loaded = AutoModelForCausalLM.from_pretrained(str(gguf.parent), gguf_file=gguf.name,
                                                   dtype="float32")
     tokenizer = AutoTokenizer.from_pretrained(str(gguf.parent), gguf_file=gguf.name)
@@ -85,10 +88,12 @@ def bundled_safetensors_dir() -> Path:
     try:
         fresh.save_pretrained(tmp, safe_serialization=True)
         tokenizer.save_pretrained(tmp)
-        if target.exists():  # another process finished first
-            shutil.rmtree(tmp)
-        else:
+        try:
             os.replace(tmp, target)
+        except OSError:  # another process finished the same conversion first
+            if not (target / "model.safetensors").is_file():
+                raise
+            shutil.rmtree(tmp, ignore_errors=True)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise

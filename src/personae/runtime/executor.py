@@ -8,8 +8,9 @@ scheduled. Backends that batch (``batch_size`` > 1) get several cache misses per
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Iterable, Iterator, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
+from typing import TypeVar
 
 from personae.errors import RunError
 from personae.models.base import (
@@ -60,6 +61,7 @@ class RunStats:
 
 
 _DONE = object()
+T = TypeVar("T")
 
 
 class Runner:
@@ -172,15 +174,15 @@ class Runner:
             results.append(result)
         if not misses:
             return results
-        if len(misses) == 1:
-            req = misses[0][0].request
-            call = lambda: self.model.chat(req.messages, req.params)  # noqa: E731
-            completions_call = lambda: _one_list(call)  # noqa: E731
-        else:
-            pairs = [(r.request.messages, r.request.params) for r, _ in misses]
-            completions_call = lambda: self.model.chat_batch(pairs)  # noqa: E731
+        pairs = [(r.request.messages, r.request.params) for r, _ in misses]
+
+        async def call() -> list[Completion]:
+            if len(pairs) == 1:
+                return [await self.model.chat(*pairs[0])]
+            return await self.model.chat_batch(pairs)
+
         try:
-            completions, attempts = await self._with_retries(completions_call)
+            completions, attempts = await self._with_retries(call)
         except RunError as exc:
             self.stats.failures += len(misses)
             for result, _ in misses:
@@ -192,7 +194,9 @@ class Runner:
                 self.cache.put(key, completion, model=self.model.identity)
         return results
 
-    async def _with_retries(self, call):  # noqa: ANN001, ANN202
+    async def _with_retries(self, call: Callable[[], Awaitable[T]]) -> tuple[T, int]:
+        """Call until it succeeds: transient errors and timeouts are retried with backoff,
+        anything else propagates. Returns the value and the number of attempts."""
         attempt = 0
         while True:
             attempt += 1
@@ -212,7 +216,3 @@ class Runner:
                 raise RunError(f"{error} (gave up after {attempt} attempts)") from None
             self.stats.retries += 1
             await asyncio.sleep(self.retry.delay(attempt - 1, error.retry_after))
-
-
-async def _one_list(call) -> list[Completion]:  # noqa: ANN001
-    return [await call()]
