@@ -130,4 +130,83 @@ def test_rate_limit_spaces_out_calls() -> None:
     asyncio.run(runner.run_chats(reqs(75)))
     elapsed = time.monotonic() - start
     # 50 go at once, the other 25 need about 0.5 s of refill.
-    assert 0.4 < elapsed < 3.0 and model.calls == 75
+    assert 0.4 < elapsed < 10.0 and model.calls == 75
+
+
+class Exploding(Probe):
+    async def chat(self, messages, params):  # noqa: ANN001, ANN201
+        self.calls += 1
+        if messages[-1].content == "0":
+            raise ValueError("bug in the backend")
+        await asyncio.sleep(0.001)
+        return Completion(text="ok")
+
+
+def test_an_unexpected_error_stops_the_run_at_once() -> None:
+    model = Exploding(concurrency=4)
+    with pytest.raises(ValueError, match="bug in the backend"):
+        asyncio.run(Runner(model, progress="off").run_chats(reqs(2000)))
+    assert model.calls < 50  # not the whole input
+
+
+def test_missing_logprobs_capability_fails_fast() -> None:
+    from personae.errors import CapabilityError
+
+    model = ScriptedModel(replies=["x"])
+    req = ChatRequest((Message(role="user", content="hi"),), ChatParams(top_logprobs=3))
+    with pytest.raises(CapabilityError, match="logprobs"):
+        asyncio.run(Runner(model, progress="off").run_chats([req] * 10))
+    assert model.calls == 0
+
+
+def test_thread_backend_timeouts_are_not_retried() -> None:
+    import threading
+    import time
+
+    class Blocking(Probe):
+        retry_timeouts = False
+
+        async def chat(self, messages, params):  # noqa: ANN001, ANN201
+            self.calls += 1
+            await asyncio.to_thread(time.sleep, 0.3)
+            return Completion(text="late")
+
+    model = Blocking(concurrency=1)
+    runner = Runner(model, retry=FAST, timeout_s=0.05, progress="off")
+    with pytest.raises(RunError, match="did not answer within 0.05s"):
+        asyncio.run(runner.chat([Message(role="user", content="x")]))
+    assert model.calls == 1 and threading.active_count() >= 1
+
+
+def test_runner_with_rate_limit_is_reusable_across_event_loops() -> None:
+    runner = Runner(Probe(delay=0), progress="off", rate_limit=10_000)
+    for _ in range(2):
+        assert len(asyncio.run(runner.run_chats(reqs(30)))) == 30
+
+
+def test_slow_consumer_holds_back_new_requests() -> None:
+    model = Probe(concurrency=4, delay=0)
+
+    async def consume() -> int:
+        seen = 0
+        async for _ in Runner(model, progress="off").iter_chats(reqs(200)):
+            seen += 1
+            if seen == 5:
+                await asyncio.sleep(0.05)
+                return model.calls
+        return model.calls
+
+    calls_when_stalled = asyncio.run(consume())
+    assert calls_when_stalled < 30  # bounded by the queue, not the input size
+
+
+def test_score_choices_through_runner() -> None:
+    model = ScriptedModel(choices={"1": 1, "2": 3})
+    scores = asyncio.run(Runner(model, progress="off").score_choices(
+        [Message(role="user", content="rate")], ["1", "2"]))
+    assert scores.probs == pytest.approx([0.25, 0.75])
+
+
+def test_effective_seed_separates_seed_and_sample() -> None:
+    seeds = {ChatParams(seed=s, sample_index=i).effective_seed for s in range(5) for i in range(5)}
+    assert len(seeds) == 25 and ChatParams(seed=7).effective_seed == 7

@@ -18,8 +18,9 @@ def test_burst_then_steady_rate() -> None:
         return stamps
 
     stamps = asyncio.run(main())
-    assert stamps[2] - stamps[0] < 0.03  # the burst goes at once
-    assert stamps[6] - stamps[2] == pytest.approx(4 / 20, abs=0.06)  # then 20 per second
+    assert stamps[2] - stamps[0] < 0.1  # the burst goes at once
+    # then 20 per second: never faster (a loaded machine may only make it slower)
+    assert 4 / 20 - 0.01 <= stamps[6] - stamps[2] < 1.0
 
 
 def test_rate_must_be_positive() -> None:

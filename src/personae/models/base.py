@@ -62,6 +62,19 @@ class ChatParams(BaseModel):
     top_logprobs: int = Field(default=0, ge=0, le=20)
     sample_index: int = Field(default=0, ge=0)
 
+    @property
+    def effective_seed(self) -> int:
+        """The seed the backend gets: ``seed`` itself for sample 0, otherwise a hash of
+        (seed, sample_index), so that seed 0 / sample 1 and seed 1 / sample 0 differ.
+
+        >>> ChatParams(seed=1).effective_seed, ChatParams(seed=0, sample_index=1).effective_seed != 1
+        (1, True)
+        """
+        if self.sample_index == 0:
+            return self.seed
+        digest = hashlib.sha256(f"{self.seed}:{self.sample_index}".encode()).digest()
+        return int.from_bytes(digest[:4], "big") & 0x7FFFFFFF
+
 
 class TokenLogprob(BaseModel):
     token: str
@@ -170,6 +183,9 @@ class BaseBackend:
     capabilities: frozenset[Capability] = frozenset({Capability.CHAT})
     max_concurrency = 1
     batch_size = 1
+    # False for backends that compute in a worker thread: a timed-out call keeps running
+    # there, so retrying it would only stack more work behind it.
+    retry_timeouts = True
 
     def require(self, capability: Capability) -> None:
         if capability not in self.capabilities:

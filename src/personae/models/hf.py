@@ -38,6 +38,8 @@ from personae.models.bundled import bundled_gguf_path, cache_dir, file_sha256
 from personae.models.options import parse_options
 
 _WEIGHT_SUFFIXES = (".safetensors", ".bin", ".gguf")
+_IDENTITY_FILES = ("config.json", "generation_config.json", "tokenizer.json",
+                   "tokenizer_config.json", "chat_template.jinja", "chat_template.json")
 
 
 class HFOptions(BaseModel):
@@ -50,7 +52,7 @@ class HFOptions(BaseModel):
 
 def _import_torch() -> Any:
     # Local models only: never let transformers try to reach a model hub.
-    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    os.environ["HF_HUB_OFFLINE"] = "1"
     try:
         import torch
         import transformers  # noqa: F401
@@ -101,7 +103,9 @@ def bundled_safetensors_dir() -> Path:
 
 
 def _dir_identity(path: Path) -> str:
-    files = sorted(p for p in path.iterdir() if p.suffix in _WEIGHT_SUFFIXES or p.name == "config.json")
+    # Weights, config, and the tokenizer files that carry the chat template.
+    files = sorted(p for p in path.iterdir()
+                   if p.suffix in _WEIGHT_SUFFIXES or p.name in _IDENTITY_FILES)
     sig = ";".join(f"{p.name}:{p.stat().st_size}:{p.stat().st_mtime_ns}" for p in files)
     return hashlib.sha256(sig.encode()).hexdigest()[:16]
 
@@ -118,6 +122,7 @@ class HFModel(BaseBackend):
     capabilities = frozenset({Capability.CHAT, Capability.LOGPROBS, Capability.SCORE_CHOICES,
                               Capability.HIDDEN_STATES, Capability.BATCH})
     max_concurrency = 1
+    retry_timeouts = False
 
     def __init__(self, path: str = "bundled", **options: Any) -> None:
         self.options = parse_options(HFOptions, self.backend, options)
@@ -125,12 +130,12 @@ class HFModel(BaseBackend):
         self.source = path
         if path == "bundled":
             gguf = bundled_gguf_path()
-            self.identity = f"hf:{gguf.name}:{file_sha256(gguf)[:16]}"
+            self.identity = f"hf:{gguf.name}:{file_sha256(gguf)[:16]}:{self.options.dtype}"
         else:
             folder = Path(path)
             if not folder.is_dir() or not (folder / "config.json").is_file():
                 raise InputError(f"{path}: not a Hugging Face model folder (no config.json)")
-            self.identity = f"hf:{folder.name}:{_dir_identity(folder)}"
+            self.identity = f"hf:{folder.name}:{_dir_identity(folder)}:{self.options.dtype}"
         self._lock = threading.Lock()
         self._model: Any = None
         self._tok: Any = None
@@ -191,12 +196,11 @@ class HFModel(BaseBackend):
         with self._lock:
             for params, idx in groups.items():
                 prompts = [self.render_prompt(requests[i][0]) for i in idx]
-                seed = params.seed + params.sample_index
-                for i, c in zip(idx, self._generate(prompts, params, seed), strict=True):
+                for i, c in zip(idx, self._generate(prompts, params), strict=True):
                     out[i] = c
         return [c for c in out if c is not None]
 
-    def _generate(self, prompts: list[str], params: ChatParams, seed: int) -> list[Completion]:
+    def _generate(self, prompts: list[str], params: ChatParams) -> list[Completion]:
         torch = _import_torch()
         model, tok = self._ensure_loaded()
         start = time.perf_counter()
@@ -210,7 +214,9 @@ class HFModel(BaseBackend):
             kwargs.update(stop_strings=list(params.stop), tokenizer=tok)
         if params.top_logprobs:
             kwargs.update(output_scores=True, return_dict_in_generate=True)
-        torch.manual_seed(seed)
+        # One RNG stream per generate() call: sampled rows depend on their batch-mates, so
+        # sampled hf output is reproducible for the same batch; greedy output always is.
+        torch.manual_seed(params.effective_seed)
         with torch.inference_mode():
             gen = model.generate(**enc, **kwargs)
         sequences = gen.sequences if params.top_logprobs else gen

@@ -54,6 +54,7 @@ class LlamaCppModel(BaseBackend):
     backend = "llamacpp"
     capabilities = frozenset({Capability.CHAT, Capability.LOGPROBS, Capability.SCORE_CHOICES})
     max_concurrency = 1
+    retry_timeouts = False
 
     def __init__(self, path: str = "bundled", **options: Any) -> None:
         self.options = parse_options(LlamaCppOptions, self.backend, options)
@@ -108,7 +109,7 @@ class LlamaCppModel(BaseBackend):
                 out = llm.create_chat_completion(
                     messages=[m.model_dump() for m in messages],
                     max_tokens=params.max_tokens, temperature=params.temperature,
-                    top_p=params.top_p, seed=params.seed + params.sample_index,
+                    top_p=params.top_p, seed=params.effective_seed,
                     stop=list(params.stop) or None, **extra,
                 )
             except ValueError as exc:  # e.g. prompt longer than the context window

@@ -14,6 +14,7 @@ from typing import TypeVar
 
 from personae.errors import RunError
 from personae.models.base import (
+    Capability,
     ChatParams,
     ChoiceScores,
     Completion,
@@ -64,6 +65,11 @@ _DONE = object()
 T = TypeVar("T")
 
 
+@dataclass(frozen=True)
+class _Failure:
+    error: Exception
+
+
 class Runner:
     """Runs requests against one model.
 
@@ -109,8 +115,9 @@ class Runner:
     async def score_choices(self, messages: Sequence[Message], choices: Sequence[str],
                             *, prefill: str = "") -> ChoiceScores:
         """`Model.score_choices` under the same timeout and retry policy as chats."""
-        return await self._with_retries(
-            lambda: self.model.score_choices(messages, choices, prefill=prefill))[0]
+        value, _ = await self._with_retries(
+            lambda: self.model.score_choices(messages, choices, prefill=prefill))
+        return value
 
     async def iter_chats(self, requests: Iterable[ChatRequest], *,
                          total: int | None = None) -> AsyncIterator[ChatResult]:
@@ -118,20 +125,24 @@ class Runner:
         if total is None and isinstance(requests, Sequence):
             total = len(requests)
         source: Iterator[tuple[int, ChatRequest]] = enumerate(requests)
-        out: asyncio.Queue[object] = asyncio.Queue()
-        reporter = ProgressReporter(self.label, total, mode=self.progress_mode)
         batch_size = max(1, self.model.batch_size)
+        # Bounded: workers wait while the caller stores results, so a slow consumer (a run
+        # store writing each record) holds back new requests instead of piling them up.
+        out: asyncio.Queue[object] = asyncio.Queue(maxsize=self.concurrency * batch_size)
+        reporter = ProgressReporter(self.label, total, mode=self.progress_mode)
 
         async def worker() -> None:
             try:
                 while True:
                     batch = [item for _, item in zip(range(batch_size), source, strict=False)]
                     if not batch:
-                        return
+                        break
                     for result in await self._resolve(batch):
-                        out.put_nowait(result)
-            finally:
-                out.put_nowait(_DONE)
+                        await out.put(result)
+            except Exception as exc:  # noqa: BLE001 - handed to the consumer, which raises it
+                await out.put(_Failure(exc))
+                return
+            await out.put(_DONE)
 
         workers = [asyncio.create_task(worker()) for _ in range(self.concurrency)]
         finished = 0
@@ -141,12 +152,14 @@ class Runner:
                 if item is _DONE:
                     finished += 1
                     continue
+                if isinstance(item, _Failure):
+                    # Bad input or a bug: stop every worker now rather than after the
+                    # remaining requests have all been sent (and paid for).
+                    raise item.error
                 assert isinstance(item, ChatResult)
                 reporter.advance(cached=bool(item.completion and item.completion.cached),
                                  failed=not item.ok)
                 yield item
-            for w in workers:  # re-raise a bug inside a worker instead of hiding it
-                w.result()
         finally:
             for w in workers:
                 w.cancel()
@@ -174,6 +187,8 @@ class Runner:
             results.append(result)
         if not misses:
             return results
+        if any(r.request.params.top_logprobs for r, _ in misses):
+            self.model.require(Capability.LOGPROBS)
         pairs = [(r.request.messages, r.request.params) for r, _ in misses]
 
         async def call() -> list[Completion]:
@@ -186,7 +201,7 @@ class Runner:
         except RunError as exc:
             self.stats.failures += len(misses)
             for result, _ in misses:
-                result.error, result.attempts = str(exc), self.retry.max_attempts
+                result.error, result.attempts = str(exc), getattr(exc, "attempts", 1)
             return results
         for (result, key), completion in zip(misses, completions, strict=True):
             result.completion, result.attempts = completion, attempts
@@ -210,9 +225,21 @@ class Runner:
             except TimeoutError:
                 error: TransientModelError = TransientModelError(
                     f"model {self.model.identity!r} did not answer within {self.timeout_s:g}s")
+                if not getattr(self.model, "retry_timeouts", True):
+                    # An in-process backend's worker thread cannot be cancelled: it is still
+                    # generating, so a retry would only queue more work behind it.
+                    raise _attempts(RunError(str(error)), attempt) from None
             except TransientModelError as exc:
                 error = exc
+            except RunError as exc:
+                raise _attempts(exc, attempt)
             if attempt >= self.retry.max_attempts:
-                raise RunError(f"{error} (gave up after {attempt} attempts)") from None
+                raise _attempts(RunError(f"{error} (gave up after {attempt} attempts)"),
+                                attempt) from None
             self.stats.retries += 1
             await asyncio.sleep(self.retry.delay(attempt - 1, error.retry_after))
+
+
+def _attempts(exc: RunError, attempts: int) -> RunError:
+    exc.attempts = attempts  # type: ignore[attr-defined]
+    return exc

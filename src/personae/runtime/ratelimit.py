@@ -23,9 +23,13 @@ class TokenBucket:
         self.capacity = float(burst if burst is not None else max(1, int(rate)))
         self._tokens = self.capacity
         self._stamp = time.monotonic()
-        self._lock = asyncio.Lock()
+        self._lock: asyncio.Lock | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
 
     async def acquire(self) -> None:
+        loop = asyncio.get_running_loop()
+        if self._lock is None or self._loop is not loop:  # a lock belongs to one event loop
+            self._lock, self._loop = asyncio.Lock(), loop
         async with self._lock:  # first come, first served
             while True:
                 now = time.monotonic()

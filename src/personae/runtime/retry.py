@@ -10,7 +10,7 @@ from dataclasses import dataclass
 class RetryPolicy:
     """``max_attempts`` tries in all; the wait before try n+1 is uniform in
     ``[0, min(max_delay, base_delay * 2**n)]`` (AWS "full jitter"), or the server's
-    ``Retry-After`` when it sent one (capped at ``max_delay``).
+    ``Retry-After`` when it sent one (capped at ``max_retry_after``).
 
     >>> RetryPolicy(base_delay=1, max_delay=4).cap(10)
     4.0
@@ -19,6 +19,9 @@ class RetryPolicy:
     max_attempts: int = 4
     base_delay: float = 0.5
     max_delay: float = 20.0
+    # A server's Retry-After is honoured up to this long: retrying earlier only earns
+    # another 429 and wastes an attempt.
+    max_retry_after: float = 300.0
 
     def cap(self, attempt: int) -> float:
         return float(min(self.max_delay, self.base_delay * 2**attempt))
@@ -26,5 +29,5 @@ class RetryPolicy:
     def delay(self, attempt: int, retry_after: float | None = None,
               rng: random.Random | None = None) -> float:
         if retry_after is not None:
-            return min(self.max_delay, max(0.0, retry_after))
+            return min(self.max_retry_after, max(0.0, retry_after))
         return (rng or random).uniform(0.0, self.cap(attempt))
