@@ -4,6 +4,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from pydantic import ValidationError
+
+from personae.errors import InputError
 from personae.models.base import ChatParams, Message, Model
 from personae.models.spec import load_model, parse_model_spec
 from personae.persona.render import Template, load_template
@@ -56,7 +59,11 @@ class ChatSession:
         tpl = template if isinstance(template, Template) else load_template(template)
         runner = Runner(backend, cache=ResponseCache() if use_cache else None,
                         timeout_s=timeout_s, progress="off")
-        params = ChatParams(max_tokens=max_tokens, temperature=temperature, seed=seed)
+        try:
+            params = ChatParams(max_tokens=max_tokens, temperature=temperature, seed=seed)
+        except ValidationError as exc:
+            err = exc.errors()[0]
+            raise InputError(f"{err['loc'][0]}: {err['msg']} (got {err.get('input')!r})") from None
         return cls(persona, tpl.render(persona), runner, params, spec)
 
     def messages(self, text: str) -> list[Message]:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import sys
+import traceback
 from pathlib import Path
 from typing import Annotated
 
@@ -63,7 +64,7 @@ def _pick_persona(ref: str, persona_id: str | None, fmt: str) -> Persona:
     if len(personas) > 1:
         ids = ", ".join(p.id for p in personas[:4])
         raise InputError(f"{ref} holds {len(personas)} personas; choose one with --persona-id "
-                         f"(ids: {ids}, ...) or --persona SET:ID")
+                         f"(ids: {ids}, ...)")
     return personas[0]
 
 
@@ -76,9 +77,11 @@ def chat(
     persona_id: Annotated[str | None, typer.Option(help="Which persona in a file of many.")] = None,
     model: ModelOpt = "bundled",
     template: TemplateOpt = "card",
-    max_tokens: Annotated[int, typer.Option(min=1, help="Reply length limit in tokens.")] = 256,
+    max_tokens: Annotated[int, typer.Option(min=1, max=32768,
+                                            help="Reply length limit in tokens.")] = 256,
     temperature: Annotated[float, typer.Option(min=0.0, max=2.0)] = 0.7,
-    seed: Annotated[int, typer.Option(min=0, help="Sampling seed (part of the cache key).")] = 0,
+    seed: Annotated[int, typer.Option(min=0, max=2**31 - 1,
+                                      help="Sampling seed (part of the cache key).")] = 0,
     no_cache: Annotated[bool, typer.Option("--no-cache", help="Always call the model.")] = False,
     api_key_env: Annotated[str | None, typer.Option(help="Environment variable holding the API "
                                                     "key for openai: models.")] = None,
@@ -247,7 +250,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     except PersonaeError as exc:
         if debug:
-            raise
+            traceback.print_exc()
         typer.echo(f"personae: error: {exc}", err=True)
         return exc.exit_code
     except KeyboardInterrupt:
@@ -255,7 +258,8 @@ def main(argv: list[str] | None = None) -> int:
         return 130
     except Exception as exc:  # a bug: say so in one line, keep the traceback for --debug
         if debug:
-            raise
+            traceback.print_exc()
+            return 1
         first = str(exc).splitlines()[0] if str(exc) else ""
         typer.echo(f"personae: internal error: {type(exc).__name__}: {first} "
                    "(rerun with --debug for a traceback)", err=True)

@@ -142,7 +142,7 @@ def test_internal_errors_are_one_line_and_debug_shows_traceback(tmp_path: Path) 
     proc = run_cli("personas", "render", "sample:rosa-cusco-weaver", "-t", str(tpl))
     assert_one_line_error(proc, 2, "t.j2")
     debug = run_cli("--debug", "personas", "render", "sample:rosa-cusco-weaver", "-t", str(tpl))
-    assert debug.returncode == 1 and "Traceback" in debug.stderr
+    assert debug.returncode == 2 and "Traceback" in debug.stderr
 
 
 def test_ctrl_c_at_the_prompt_exits_at_once(scripted: str) -> None:
@@ -154,3 +154,17 @@ def test_ctrl_c_at_the_prompt_exits_at_once(scripted: str) -> None:
     child.expect(pexpect.EOF, timeout=5)
     child.close()
     assert child.exitstatus == 130
+
+
+def test_a_bug_is_one_line_with_exit_1(monkeypatch: pytest.MonkeyPatch,
+                                       capsys: pytest.CaptureFixture[str]) -> None:
+    from personae import cli
+
+    def broken(*args: object, **kwargs: object) -> None:
+        raise RuntimeError("something inside broke\nsecond line")
+
+    monkeypatch.setattr(cli, "resolve_personas", broken)
+    assert cli.main(["personas", "render", "sample"]) == 1
+    err = capsys.readouterr().err.strip()
+    assert err == ("personae: internal error: RuntimeError: something inside broke "
+                   "(rerun with --debug for a traceback)")

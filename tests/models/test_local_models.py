@@ -92,11 +92,12 @@ def test_score_choices_agree_between_backends(llama: LlamaCppModel, hf: HFModel)
     assert agree >= 4
 
 
-def test_multi_token_choices(llama: LlamaCppModel) -> None:
+def test_multi_token_choices_do_not_disturb_generation(llama: LlamaCppModel) -> None:
     msgs = item_messages(0, ITEMS[0])
+    p = ChatParams(max_tokens=8, temperature=0)
+    before = asyncio.run(llama.chat(msgs, p)).text
     s = asyncio.run(llama.score_choices(msgs, ["very accurate", "very inaccurate", "neutral"],
                                         prefill="That is "))
     assert sum(s.probs) == pytest.approx(1.0) and len(set(s.probs)) == 3
-    # Scoring must not disturb generation: same greedy reply before and after.
-    p = ChatParams(max_tokens=8, temperature=0)
-    assert asyncio.run(llama.chat(msgs, p)).text == asyncio.run(llama.chat(msgs, p)).text
+    # Scoring evaluates tokens in the shared context; generation must replay, not reuse them.
+    assert asyncio.run(llama.chat(msgs, p)).text == before

@@ -31,7 +31,7 @@ def test_rules_then_hashed_replies(tmp_path: Path) -> None:
 def test_bad_scripted_files(tmp_path: Path) -> None:
     bad = tmp_path / "bad.yaml"
     bad.write_text("rules: [{match: x}]")
-    with pytest.raises(InputError, match="'match' and 'reply'"):
+    with pytest.raises(InputError, match=r"rules\.0\.reply: Field required"):
         load_model(f"scripted:{bad}")
     bad.write_text("rules: [{match: '(', reply: x}]")
     with pytest.raises(InputError, match="bad rule pattern"):
@@ -48,3 +48,37 @@ def test_missing_capability_names_alternatives() -> None:
     model = ScriptedModel()
     with pytest.raises(CapabilityError, match="hidden_states.*hf"):
         model.require(Capability.HIDDEN_STATES)
+
+
+def test_two_callables_never_share_cache_entries(tmp_path: Path) -> None:
+    from personae.runtime import ResponseCache, Runner
+
+    cache = ResponseCache(tmp_path / "c.sqlite3")
+    a = ScriptedModel(lambda m, p: "alpha")
+    b = ScriptedModel(lambda m, p: "beta")
+    assert a.identity != b.identity
+    for model, want in ((a, "alpha"), (b, "beta")):
+        out = asyncio.run(Runner(model, cache=cache, progress="off").chat(HI))
+        assert out.text == want
+
+
+@pytest.mark.parametrize(
+    ("content", "needle"),
+    [("replies: null\n", "replies"), ("choices: [1, 2]\nreplies: [x]\n", "choices"),
+     ("choices: {a: abc}\nreplies: [x]\n", "choices.a"), ("{}\n", "needs 'replies' or 'rules'"),
+     ("hello: [x]\n", "hello")],
+)
+def test_scripted_file_shape_errors(tmp_path: Path, content: str, needle: str) -> None:
+    path = tmp_path / "m.yaml"
+    path.write_text(content)
+    with pytest.raises(InputError, match=needle):
+        load_model(f"scripted:{path}")
+
+
+def test_scripted_file_conveniences(tmp_path: Path) -> None:
+    path = tmp_path / "M.YAML"
+    path.write_text("replies: Hi\nchoices: {1: 0.25, 2: 0.75}\n")
+    model = load_model(f"scripted:{path}?max_concurrency=3")
+    assert asyncio.run(model.chat(HI, ChatParams())).text == "Hi"
+    assert asyncio.run(model.score_choices(HI, ["1", "2"])).probs == pytest.approx([0.25, 0.75])
+    assert model.max_concurrency == 3

@@ -75,3 +75,16 @@ def test_wrong_shape_for_forced_format(fixtures_dir: Path) -> None:
         load_personas(fixtures_dir / "personagym.json", format="tinytroupe")
     with pytest.raises(InputError, match="unknown persona format"):
         load_personas(fixtures_dir / "personagym.json", format="bogus")
+
+
+def test_tinytroupe_keeps_what_it_does_not_map(fixtures_dir: Path) -> None:
+    (lisa,) = load_personas(fixtures_dir / "Lisa.agent.json")
+    assert lisa.extra["personality"]["big_five"]["openness"].startswith("High.")
+    assert lisa.extra["long_term_goals"] and lisa.extra["skills"]
+
+
+def test_personahub_keeps_name_and_id(tmp_path: Path) -> None:
+    path = tmp_path / "hub.jsonl"
+    path.write_text('{"persona": "A nurse.", "name": "Ana", "id": "ana-1", "lang": "pt"}\n')
+    (p,) = load_personas(path)
+    assert (p.name, p.id, p.extra) == ("Ana", "ana-1", {"lang": "pt"})

@@ -98,3 +98,85 @@ def test_arbitrary_bytes_never_crash(tmp_path: Path, data: bytes, suffix: str) -
         load_personas(path)
     except InputError as exc:
         assert str(exc) and "\n" not in str(exc)
+
+
+@pytest.mark.parametrize("char", ["\u2028", "\u2029", "\x85", "\x0c"])
+def test_jsonl_round_trip_with_unicode_line_separators(tmp_path: Path, char: str) -> None:
+    from personae.persona import Persona, save_personas
+
+    path = tmp_path / "u.jsonl"
+    save_personas([Persona(name="Ana", summary=f"line{char}sep")], path)
+    (back,) = load_personas(path)
+    assert back.summary == f"line{char}sep"
+
+
+def test_saved_files_get_normal_permissions_and_symlinks_survive(tmp_path: Path) -> None:
+    import os
+
+    from personae.persona import Persona, save_personas
+
+    target = tmp_path / "real.yaml"
+    link = tmp_path / "link.yaml"
+    target.write_text("name: Old\n")
+    link.symlink_to(target)
+    old = os.umask(0o022)
+    try:
+        save_personas([Persona(name="New")], link)
+    finally:
+        os.umask(old)
+    assert link.is_symlink() and load_personas(target)[0].name == "New"
+    assert oct(target.stat().st_mode & 0o777) == oct(0o644)
+
+
+def test_cannot_write_is_an_input_error(tmp_path: Path) -> None:
+    from personae.persona import Persona, save_personas
+
+    blocker = tmp_path / "file.yaml"
+    blocker.write_text("name: x\n")
+    with pytest.raises(InputError, match="cannot write"):
+        save_personas([Persona(name="A")], blocker / "inner.yaml")
+
+
+def test_saved_file_does_not_carry_local_paths(tmp_path: Path, fixtures_dir: Path) -> None:
+    from personae.persona import save_personas
+
+    out = tmp_path / "lisa.yaml"
+    save_personas(load_personas(fixtures_dir / "Lisa.agent.json"), out)
+    text = out.read_text()
+    assert str(fixtures_dir) not in text and "format: tinytroupe" in text
+
+
+@pytest.mark.parametrize(
+    ("name", "content", "needle"),
+    [
+        ("deep.json", "[" * 100_000 + "]" * 100_000, "nested too deeply"),
+        ("deep.jsonl", "[" * 100_000 + "]" * 100_000 + "\n", "deep.jsonl:1: JSON nested too deeply"),
+        ("src.yaml", "name: Ana\nsource: 5\n", "source must be a mapping"),
+        ("tt.json", '{"type": "TinyPerson", "persona": {"name": "X", "personality": "nice"}}',
+         "personality must be an object"),
+        ("badid.yaml", "id: has spaces\nname: Ana\n", "id: must be 1-128 characters"),
+    ],
+)
+def test_more_bad_shapes(tmp_path: Path, name: str, content: str, needle: str) -> None:
+    with pytest.raises(InputError, match=needle):
+        load_personas(write(tmp_path, name, content))
+
+
+def test_yaml_alias_bomb_is_refused(tmp_path: Path) -> None:
+    lines = ["name: Ana", "extra:", "  a0: &a0 [lol, lol, lol, lol, lol, lol, lol, lol, lol, lol]"]
+    for i in range(1, 9):
+        refs = ", ".join([f"*a{i - 1}"] * 10)
+        lines.append(f"  a{i}: &a{i} [{refs}]")
+    with pytest.raises(InputError, match="expands to .* values through aliases"):
+        load_personas(write(tmp_path, "laughs.yaml", "\n".join(lines) + "\n"))
+
+
+def test_no_such_file_without_extension_says_so(tmp_path: Path) -> None:
+    with pytest.raises(InputError, match="no such file"):
+        load_personas(tmp_path / "smaple")
+
+
+def test_forced_format_wins_in_text_files(tmp_path: Path) -> None:
+    path = write(tmp_path, "p.txt", "your persona: i ski.\nyour persona: i knit.\n")
+    assert len(load_personas(path)) == 1
+    assert len(load_personas(path, format="personagym")) == 2

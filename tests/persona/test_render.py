@@ -63,3 +63,17 @@ def test_template_errors_are_input_errors(tmp_path: Path) -> None:
         render_system_prompt(Persona(name="Ana"), str(typo))
     with pytest.raises(InputError, match="unknown template 'nope'"):
         load_template("nope")
+
+
+@pytest.mark.parametrize("body", ["{{ 1/0 }}", "{{ 10.0**1000 }}", "{{ range(10**7)|list }}",
+                                  "{% macro f() %}{{ f() }}{% endmacro %}{{ f() }}"])
+def test_template_runtime_failures_are_input_errors(tmp_path: Path, body: str) -> None:
+    path = tmp_path / "t.j2"
+    path.write_text("Hello\n" + body)
+    with pytest.raises(InputError, match=r"template .*t\.j2"):
+        render_system_prompt(Persona(name="Ana"), str(path))
+
+
+def test_personagym_template_has_no_double_period() -> None:
+    out = render_system_prompt(Persona(summary="A weaver from Cusco."), "personagym")
+    assert ".." not in out and out.startswith("Adopt the identity of A weaver from Cusco. Answer")

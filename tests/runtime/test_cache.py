@@ -18,6 +18,9 @@ def test_key_covers_every_parameter() -> None:
         request_key("m", MSGS, ChatParams(temperature=0.2)),
         request_key("m", MSGS, ChatParams(max_tokens=10)),
         request_key("m", MSGS, ChatParams(sample_index=1)),
+        request_key("m", MSGS, ChatParams(top_p=0.9)),
+        request_key("m", MSGS, ChatParams(stop=("\n",))),
+        request_key("m", MSGS, ChatParams(top_logprobs=2)),
         request_key("m", MSGS, ChatParams(), conditioning="vec:abc"),
     ]
     assert base == request_key("m", MSGS, ChatParams())

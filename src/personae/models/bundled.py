@@ -36,9 +36,13 @@ def bundled_gguf_path() -> Path:
 
 def cache_dir() -> Path:
     """Root of personae's caches: ``$PERSONAE_CACHE_DIR`` or the user cache directory."""
-    root = os.environ.get("PERSONAE_CACHE_DIR") or platformdirs.user_cache_dir("personae")
-    path = Path(root)
-    path.mkdir(parents=True, exist_ok=True)
+    env = os.environ.get("PERSONAE_CACHE_DIR")
+    path = Path(env or platformdirs.user_cache_dir("personae"))
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        what = "PERSONAE_CACHE_DIR" if env else "the cache directory"
+        raise InputError(f"{what} {path} is unusable: {exc.strerror or exc}") from None
     return path
 
 

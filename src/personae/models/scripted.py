@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from personae.errors import InputError
 from personae.models.base import (
@@ -34,8 +35,43 @@ from personae.models.base import (
     Message,
     validate_choices,
 )
+from personae.models.options import parse_options
 
 Responder = Callable[[Sequence[Message], ChatParams], str]
+
+
+class ScriptedOptions(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    max_concurrency: int = Field(default=64, ge=1)
+    batch_size: int = Field(default=1, ge=1)
+
+
+class _Rule(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    match: str
+    reply: str
+
+
+class ScriptFile(BaseModel):
+    """The shape of a scripted model file."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    rules: list[_Rule] = []
+    replies: list[str] = []
+    choices: dict[str, float] = {}
+
+    @field_validator("replies", mode="before")
+    @classmethod
+    def _one_reply(cls, v: Any) -> Any:
+        return [v] if isinstance(v, str) else v
+
+    @field_validator("choices", mode="before")
+    @classmethod
+    def _string_keys(cls, v: Any) -> Any:  # YAML reads {1: 0.5} with int keys
+        return {str(k): x for k, x in v.items()} if isinstance(v, dict) else v
 
 
 class ScriptedModel(BaseBackend):
@@ -56,43 +92,57 @@ class ScriptedModel(BaseBackend):
         *,
         rules: Sequence[tuple[str, str]] = (),
         choices: Mapping[str, float] | None = None,
-        name: str = "scripted",
-        max_concurrency: int | str = 64,
-        batch_size: int | str = 1,
+        name: str | None = None,
+        max_concurrency: int = 64,
+        batch_size: int = 1,
     ) -> None:
+        if isinstance(replies, str):
+            replies = [replies]
         self._responder = replies if callable(replies) else None
         self._replies = list(replies) if not callable(replies) else []
+        label = f"scripted model {name}" if name else "scripted model"
         if not callable(replies) and not self._replies:
-            raise InputError("a scripted model needs at least one reply")
+            raise InputError(f"{label}: needs at least one reply")
         try:
             self._rules = [(re.compile(p), r) for p, r in rules]
         except re.error as exc:
-            raise InputError(f"scripted model: bad rule pattern: {exc}") from None
-        self._choices = dict(choices or {})
-        self.identity = f"scripted:{name}:{self._script_hash()}"
-        self.max_concurrency = int(max_concurrency)
-        self.batch_size = int(batch_size)
+            raise InputError(f"{label}: bad rule pattern: {exc}") from None
+        self._choices = {str(k): float(v) for k, v in (choices or {}).items()}
+        if self._responder is not None and name is None:
+            # Two lambdas look alike to any hash we could take: without a name, give each
+            # instance its own identity so their replies never share cache entries.
+            name = f"callable-{id(self._responder):x}"
+        self.identity = f"scripted:{name or 'scripted'}:{self._script_hash()}"
+        self.max_concurrency = max_concurrency
+        self.batch_size = batch_size
         self.calls = 0
 
     @classmethod
     def from_file(cls, path: str, **options: Any) -> ScriptedModel:
         file = Path(path)
+        opts = parse_options(ScriptedOptions, "scripted", options)
         try:
             text = file.read_text(encoding="utf-8")
-            data = yaml.safe_load(text) if file.suffix in (".yaml", ".yml") else json.loads(text)
+            loaded = (yaml.safe_load(text) if file.suffix.lower() in (".yaml", ".yml")
+                      else json.loads(text))
         except FileNotFoundError:
             raise InputError(f"{path}: no such scripted model file") from None
-        except (UnicodeDecodeError, json.JSONDecodeError, yaml.YAMLError) as exc:
-            raise InputError(f"{path}: not a valid scripted model file: "
+        except IsADirectoryError:
+            raise InputError(f"{path}: is a directory, expected a scripted model file") from None
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError, yaml.YAMLError) as exc:
+            raise InputError(f"{path}: not a valid scripted model file (YAML or JSON): "
                              f"{str(exc).splitlines()[0]}") from None
-        if not isinstance(data, dict):
-            raise InputError(f"{path}: a scripted model file is a mapping with rules/replies")
         try:
-            rules = [(str(r["match"]), str(r["reply"])) for r in data.get("rules", [])]
-        except (TypeError, KeyError):
-            raise InputError(f"{path}: each rule needs 'match' and 'reply'") from None
-        replies = [str(r) for r in data.get("replies", [])] or (["OK."] if rules else [])
-        return cls(replies, rules=rules, choices=data.get("choices"), name=file.stem, **options)
+            script = ScriptFile.model_validate(loaded)
+        except ValidationError as exc:
+            err = exc.errors()[0]
+            where = ".".join(str(p) for p in err["loc"]) or "file"
+            raise InputError(f"{path}: {where}: {err['msg']}") from None
+        replies = script.replies or (["OK."] if script.rules else [])
+        if not replies:
+            raise InputError(f"{path}: a scripted model needs 'replies' or 'rules'")
+        return cls(replies, rules=[(r.match, r.reply) for r in script.rules],
+                   choices=script.choices, name=file.stem, **opts.model_dump())
 
     def _script_hash(self) -> str:
         blob = json.dumps([self._replies, [(p.pattern, r) for p, r in self._rules],

@@ -41,7 +41,7 @@ def detect_format(record: Any) -> str:
     if isinstance(record, dict):
         if record.get("type") == "TinyPerson" or isinstance(record.get("persona"), dict):
             return "tinytroupe"
-        if isinstance(record.get("persona"), str) and len(record) <= 3:
+        if isinstance(record.get("persona"), str):  # not a Persona field: PersonaHub
             return "personahub"
         if isinstance(record.get("personality"), list):
             return "personachat"
@@ -63,8 +63,12 @@ def from_personahub(record: Any) -> dict[str, Any]:
     text = record["persona"].strip()
     if not text:
         raise FormatError("'persona' is empty")
-    extra = {k: v for k, v in record.items() if k != "persona"}
-    return {"summary": text, "extra": extra, "source": {"format": "personahub"}}
+    out: dict[str, Any] = {"summary": text, "source": {"format": "personahub"}}
+    for key in ("id", "name"):  # keep these where Persona has them
+        if isinstance(record.get(key), str):
+            out[key] = record[key]
+    out["extra"] = {k: v for k, v in record.items() if k not in ("persona", *out)}
+    return out
 
 
 def from_personachat(record: Any) -> dict[str, Any]:
@@ -87,46 +91,51 @@ def from_personachat(record: Any) -> dict[str, Any]:
 
 
 def from_tinytroupe(record: Any) -> dict[str, Any]:
-    """TinyTroupe agent spec ``{"type": "TinyPerson", "persona": {...}}`` (or its inner dict)."""
+    """TinyTroupe agent spec ``{"type": "TinyPerson", "persona": {...}}`` (or its inner dict).
+
+    Fields with a place in `Persona` are mapped; everything else, and the original wording
+    of the Big Five levels, is kept under ``extra`` so nothing is lost.
+    """
     if not isinstance(record, dict):
         raise FormatError("a TinyTroupe agent is a JSON object")
     spec = record.get("persona", record)
     if not isinstance(spec, dict) or not spec.get("name"):
         raise FormatError("a TinyTroupe agent needs persona.name")
     occupation = spec.get("occupation")
-    occ_title = occupation.get("title") if isinstance(occupation, dict) else occupation
     personality = spec.get("personality") or {}
-    prefs = spec.get("preferences") or {}
-    facts: list[str] = []
-    facts += _strings(personality.get("traits"))
-    facts += _strings(spec.get("other_facts"))
-    used = {"name", "age", "gender", "nationality", "residence", "education", "occupation",
-            "style", "personality", "beliefs", "other_facts", "long_term_goals"}
-    traits = _tinytroupe_big_five(personality.get("big_five"))
-    backstory_parts = []
-    if isinstance(occupation, dict) and occupation.get("description"):
-        backstory_parts.append(str(occupation["description"]))
+    if not isinstance(personality, dict):
+        raise FormatError("persona.personality must be an object (traits, big_five)")
+    occ_title = occupation.get("title") if isinstance(occupation, dict) else occupation
     demographics = {
         "age": spec.get("age"),
         "gender": spec.get("gender"),
         "nationality": spec.get("nationality"),
         "location": spec.get("residence"),
         "education": spec.get("education") if isinstance(spec.get("education"), str) else None,
-        "occupation": occ_title,
+        "occupation": occ_title if isinstance(occ_title, str) else None,
     }
     if isinstance(occupation, dict) and occupation.get("organization"):
         demographics["organization"] = occupation["organization"]
+    mapped = {"name", "age", "gender", "nationality", "residence", "occupation", "beliefs",
+              "other_facts"}
+    if isinstance(spec.get("education"), str):
+        mapped.add("education")
+    if isinstance(spec.get("style"), str):
+        mapped.add("style")
+    extra = {k: v for k, v in spec.items() if k not in mapped and k != "personality"}
+    rest_of_personality = {k: v for k, v in personality.items() if k != "traits"}
+    if rest_of_personality:
+        extra["personality"] = rest_of_personality  # keeps the Big Five wording
+    backstory = occupation.get("description") if isinstance(occupation, dict) else None
     return {
         "name": spec["name"],
         "demographics": {k: v for k, v in demographics.items() if v is not None},
-        "facts": facts,
-        "traits": traits or None,
+        "facts": _strings(personality.get("traits")) + _strings(spec.get("other_facts")),
+        "traits": _tinytroupe_big_five(personality.get("big_five")) or None,
         "style": spec.get("style") if isinstance(spec.get("style"), str) else None,
-        "backstory": " ".join(backstory_parts) or None,
-        "values": _strings(spec.get("beliefs")) + _strings(spec.get("long_term_goals")),
-        "extra": {k: v for k, v in spec.items() if k not in used} | (
-            {"preferences": prefs} if prefs and "preferences" not in spec else {}
-        ),
+        "backstory": str(backstory) if backstory else None,
+        "values": _strings(spec.get("beliefs")),
+        "extra": extra,
         "source": {"format": "tinytroupe"},
     }
 

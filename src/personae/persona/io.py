@@ -20,6 +20,7 @@ from personae.errors import InputError
 from personae.persona.importers import FORMATS, IMPORTERS, FormatError, detect_format
 from personae.persona.schema import Persona
 
+_MAX_YAML_NODES = 1_000_000
 _SUFFIXES = {".yaml": "yaml", ".yml": "yaml", ".json": "json", ".jsonl": "jsonl",
              ".ndjson": "jsonl", ".txt": "txt"}
 
@@ -56,6 +57,8 @@ def load_personas(path: str | os.PathLike[str], *, format: str = "auto") -> list
             fields = IMPORTERS[fmt](rec.data)
         except FormatError as exc:
             raise InputError(f"{where}: not a valid {fmt} persona: {exc}") from None
+        if not isinstance(fields.get("source") or {}, dict):
+            raise InputError(f"{where}: source must be a mapping (format, path, upstream...)")
         source = dict(fields.get("source") or {})
         source.setdefault("format", fmt)
         source.update(path=str(path), line=rec.line)
@@ -79,8 +82,13 @@ def save_personas(personas: Iterable[Persona], path: str | os.PathLike[str]) -> 
     """
     path = Path(path)
     kind = _SUFFIXES.get(path.suffix.lower())
-    rows = [p.model_dump(mode="json", exclude_none=True, exclude_defaults=True) | {"id": p.id}
+    # Where a persona was read from (local path, line) means nothing in the new file.
+    rows = [p.model_dump(mode="json", exclude_none=True, exclude_defaults=True,
+                         exclude={"source": {"path", "line"}}) | {"id": p.id}
             for p in personas]
+    for row in rows:
+        if row.get("source") == {"format": "personae"}:
+            del row["source"]
     if kind == "yaml":
         text = yaml.safe_dump(rows, sort_keys=False, allow_unicode=True, width=100)
     elif kind == "json":
@@ -95,12 +103,23 @@ def save_personas(personas: Iterable[Persona], path: str | os.PathLike[str]) -> 
 
 
 def _atomic_write(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    path = path.resolve()  # write through a symlink, not over it
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    except OSError as exc:
+        raise InputError(f"{path}: cannot write: {exc.strerror or exc}") from None
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as fh:
             fh.write(text)
+        # mkstemp makes the file private (0600); give it the mode a normal open() would.
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)
         os.replace(tmp, path)
+    except OSError as exc:
+        Path(tmp).unlink(missing_ok=True)
+        raise InputError(f"{path}: cannot write: {exc.strerror or exc}") from None
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
@@ -132,7 +151,7 @@ def _describe_validation(exc: ValidationError, fields: dict[str, Any]) -> str:
 
 def _read_text(path: Path) -> str:
     if not path.exists():
-        raise InputError(f"{path}: no such file")
+        raise InputError(f"{path}: no such file (bundled sets: sample, personagym)")
     if path.is_dir():
         raise InputError(f"{path}: is a directory, expected a persona file")
     data = path.read_bytes()
@@ -148,11 +167,11 @@ def _read_text(path: Path) -> str:
 
 
 def _read_records(path: Path, format: str) -> list[_Record]:
+    text = _read_text(path)  # first: "no such file" beats "unsupported type" for typos
     kind = _SUFFIXES.get(path.suffix.lower())
     if kind is None:
         raise InputError(f"{path}: unsupported file type {path.suffix or '(no extension)'!r}; "
                          "use .yaml, .yml, .json, .jsonl or .txt")
-    text = _read_text(path)
     if kind == "jsonl":
         return _jsonl_records(path, text)
     if kind == "txt":
@@ -163,13 +182,17 @@ def _read_records(path: Path, format: str) -> list[_Record]:
         except json.JSONDecodeError as exc:
             raise InputError(f"{path}:{exc.lineno}: invalid JSON: {exc.msg} "
                              f"(column {exc.colno})") from None
+        except RecursionError:
+            raise InputError(f"{path}: JSON nested too deeply") from None
         return _top_level_records(path, data, None, format)
     return _yaml_records(path, text, format)
 
 
 def _jsonl_records(path: Path, text: str) -> list[_Record]:
     records = []
-    for lineno, line in enumerate(text.splitlines(), start=1):
+    # Split on "\n" only: str.splitlines() also breaks at U+2028, U+0085 and friends, which
+    # json.dumps(ensure_ascii=False) leaves inside strings.
+    for lineno, line in enumerate(text.split("\n"), start=1):
         if not line.strip():
             continue
         try:
@@ -177,12 +200,15 @@ def _jsonl_records(path: Path, text: str) -> list[_Record]:
         except json.JSONDecodeError as exc:
             raise InputError(f"{path}:{lineno}: invalid JSON: {exc.msg} "
                              f"(column {exc.colno})") from None
+        except RecursionError:
+            raise InputError(f"{path}:{lineno}: JSON nested too deeply") from None
     return records
 
 
 def _text_records(text: str, format: str) -> list[_Record]:
-    lines = [(n, ln.strip()) for n, ln in enumerate(text.splitlines(), start=1) if ln.strip()]
-    if format == "personachat" or detect_format(lines[0][1]) == "personachat":
+    lines = [(n, ln.strip()) for n, ln in enumerate(text.split("\n"), start=1) if ln.strip()]
+    if format == "personachat" or (format == "auto"
+                                   and detect_format(lines[0][1]) == "personachat"):
         return [_Record([ln for _, ln in lines], lines[0][0], 0)]
     return [_Record(ln, n, i) for i, (n, ln) in enumerate(lines)]
 
@@ -190,12 +216,20 @@ def _text_records(text: str, format: str) -> list[_Record]:
 def _yaml_records(path: Path, text: str, format: str) -> list[_Record]:
     try:
         nodes = list(yaml.compose_all(text, Loader=yaml.SafeLoader))
+        # A few hundred bytes of nested aliases can expand to gigabytes ("billion laughs"):
+        # measure the expanded size on the node graph before building any Python objects.
+        size = sum(_expanded_size(n, {}) for n in nodes)
+        if size > _MAX_YAML_NODES:
+            raise InputError(f"{path}: YAML expands to {size:,} values through aliases "
+                             f"(limit {_MAX_YAML_NODES:,})")
         docs = list(yaml.safe_load_all(text))
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         line = f":{mark.line + 1}" if mark is not None else ""
         problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
         raise InputError(f"{path}{line}: invalid YAML: {problem}") from None
+    except RecursionError:
+        raise InputError(f"{path}: YAML nested too deeply") from None
     pairs = [(d, n) for d, n in zip(docs, nodes, strict=True) if d is not None]
     if not pairs:
         raise InputError(f"{path}: no personas in file")
@@ -221,6 +255,21 @@ def _top_level_records(path: Path, data: Any, node: Any, format: str) -> list[_R
         return [_Record(data, _line(node), 0)]
     raise InputError(f"{path}: expected a persona, a list of personas or "
                      f"{{personas: [...]}}, got {type(data).__name__}")
+
+
+def _expanded_size(node: Any, memo: dict[int, int]) -> int:
+    """How many values a node stands for once every alias is expanded (memoised per node)."""
+    key = id(node)
+    if key not in memo:
+        memo[key] = 0  # a cycle counts once instead of recursing forever
+        if isinstance(node, yaml.SequenceNode):
+            memo[key] = 1 + sum(_expanded_size(c, memo) for c in node.value)
+        elif isinstance(node, yaml.MappingNode):
+            memo[key] = 1 + sum(_expanded_size(k, memo) + _expanded_size(v, memo)
+                                for k, v in node.value)
+        else:
+            memo[key] = 1
+    return memo[key]
 
 
 def _line(node: Any) -> int | None:

@@ -21,7 +21,7 @@ from personae.errors import InputError
 from personae.persona.schema import Persona
 
 BUILTIN_TEMPLATES = ("personagym", "card", "facts")
-DEFAULT_TEMPLATE = "personagym"
+DEFAULT_TEMPLATE = "card"
 
 
 @dataclass(frozen=True)
@@ -45,9 +45,21 @@ class Template:
         }
         try:
             return self.compiled.render(context).strip()
-        except (jinja2.TemplateError, TypeError, ValueError) as exc:
-            # A user template that fails on some persona is bad input, not a crash.
-            raise InputError(f"template {self.name}: {exc}") from None
+        except Exception as exc:  # noqa: BLE001
+            # Whatever a template does wrong (undefined name, 1/0, a huge range, runaway
+            # recursion), it is the template's fault: bad input, not a crash.
+            raise InputError(f"template {self.name}{_template_line(exc)}: "
+                             f"{type(exc).__name__}: {exc}") from None
+
+
+def _template_line(exc: BaseException) -> str:
+    """``:N`` for the template line an error happened on, when the traceback shows it."""
+    tb, line = exc.__traceback__, None
+    while tb is not None:
+        if tb.tb_frame.f_code.co_filename == "<template>":
+            line = tb.tb_lineno
+        tb = tb.tb_next
+    return f":{line}" if line else ""
 
 
 @lru_cache(maxsize=1)
@@ -86,7 +98,7 @@ def load_template(name_or_path: str | os.PathLike[str] = DEFAULT_TEMPLATE) -> Te
 def render_system_prompt(persona: Persona, template: str | Template = DEFAULT_TEMPLATE) -> str:
     """The system prompt that makes a model play ``persona``.
 
-    >>> render_system_prompt(Persona(summary="a retired pilot from Oslo"))
+    >>> render_system_prompt(Persona(summary="a retired pilot from Oslo."), "personagym")
     'Adopt the identity of a retired pilot from Oslo. Answer the questions while staying in strict accordance with the nature of this identity.'
     """
     tpl = template if isinstance(template, Template) else load_template(template)

@@ -97,6 +97,13 @@ class Persona(BaseModel):
     def _drop_blank(cls, v: list[str]) -> list[str]:
         return [s.strip() for s in v if s and s.strip()]
 
+    @field_validator("id")
+    @classmethod
+    def _id_shape(cls, v: str) -> str:
+        if v and not _ID_RE.match(v):
+            raise ValueError("must be 1-128 characters of letters, digits, '_', '.', ':' or '-'")
+        return v
+
     @model_validator(mode="after")
     def _has_content_and_id(self) -> Persona:
         if not any([self.summary, self.facts, self.backstory, self.name]):
@@ -104,10 +111,6 @@ class Persona(BaseModel):
         if not self.id:
             # Assigning inside an after-validator would re-run validation; set it directly.
             self.__dict__["id"] = self._derive_id()
-        elif not _ID_RE.match(self.id):
-            raise ValueError(
-                f"id {self.id!r} must be 1-128 characters of letters, digits, '_', '.', ':' or '-'"
-            )
         return self
 
     def _derive_id(self) -> str:

@@ -51,7 +51,8 @@ class ResponseCache:
             self._db.execute(_SCHEMA)
             self._db.commit()
         except sqlite3.DatabaseError as exc:
-            raise RunError(f"response cache {self.path}: {exc}") from None
+            raise RunError(f"response cache {self.path}: {exc} (delete the file, or run with "
+                           "--no-cache)") from None
         self._lock = threading.Lock()
         self.hits = 0
         self.misses = 0
