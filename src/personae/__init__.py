@@ -28,6 +28,7 @@ from personae.persona import (
     Population,
     load_bundled,
     load_personas,
+    load_population,
     load_template,
     render_system_prompt,
     resolve_personas,
@@ -36,10 +37,10 @@ from personae.persona import (
 from personae.runtime import ChatRequest, ChatResult, ResponseCache, RetryPolicy, Runner
 
 __all__ = [
-    "BigFive", "Capability", "CapabilityError", "ChatParams", "ChatRequest", "ChatResult",
-    "ChatSession", "ChoiceScores", "Completion", "Demographics", "InputError", "Message", "Model",
-    "ModelSpec", "Persona", "PersonaeError", "Population", "ResponseCache", "RetryPolicy", "RunError",
-    "Runner", "ScriptedModel", "__version__", "load_bundled", "load_model", "load_personas",
-    "load_template", "parse_model_spec", "render_system_prompt", "resolve_personas",
-    "save_personas",
+    "__version__", "BigFive", "Capability", "CapabilityError", "ChatParams", "ChatRequest",
+    "ChatResult", "ChatSession", "ChoiceScores", "Completion", "Demographics", "InputError",
+    "load_bundled", "load_model", "load_personas", "load_population", "load_template", "Message",
+    "Model", "ModelSpec", "parse_model_spec", "Persona", "PersonaeError", "Population",
+    "render_system_prompt", "resolve_personas", "ResponseCache", "RetryPolicy", "RunError",
+    "Runner", "save_personas", "ScriptedModel",
 ]

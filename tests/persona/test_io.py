@@ -180,3 +180,15 @@ def test_forced_format_wins_in_text_files(tmp_path: Path) -> None:
     path = write(tmp_path, "p.txt", "your persona: i ski.\nyour persona: i knit.\n")
     assert len(load_personas(path)) == 1
     assert len(load_personas(path, format="personagym")) == 2
+
+
+def test_population_keeps_its_spec(tmp_path: Path) -> None:
+    from personae.persona import load_population
+
+    path = write(tmp_path, "crowd.yaml",
+                 "spec: {seed: 7, quotas: {age: [18, 65]}}\nversion: 2\n"
+                 "personas:\n  - name: Ana\n  - name: Bo\n")
+    crowd = load_population(path)
+    assert len(crowd) == 2 and crowd.spec == {"seed": 7, "quotas": {"age": [18, 65]}, "version": 2}
+    multi = write(tmp_path, "multi.yaml", "name: Ana\n---\nname: Bo\n")
+    assert load_population(multi).spec == {} and len(load_population(multi)) == 2

@@ -18,7 +18,7 @@ from pydantic import ValidationError
 
 from personae.errors import InputError
 from personae.persona.importers import FORMATS, IMPORTERS, FormatError, detect_format
-from personae.persona.schema import Persona
+from personae.persona.schema import Persona, Population
 
 _MAX_YAML_NODES = 1_000_000
 _SUFFIXES = {".yaml": "yaml", ".yml": "yaml", ".json": "json", ".jsonl": "jsonl",
@@ -73,6 +73,29 @@ def load_personas(path: str | os.PathLike[str], *, format: str = "auto") -> list
         first_line[persona.id] = where
         personas.append(persona)
     return personas
+
+
+def load_population(path: str | os.PathLike[str], *, format: str = "auto") -> Population:
+    """Personas plus the spec of a ``{personas: [...], spec: {...}}`` file (or any other
+    top-level keys next to ``personas``, e.g. PersonaGym's ``source``), kept as the spec.
+
+    Example::
+
+        crowd = load_population("crowd.yaml")
+        crowd.spec["seed"], len(crowd)
+    """
+    path = Path(path)
+    personas = load_personas(path, format=format)
+    spec: dict[str, Any] = {}
+    if _SUFFIXES.get(path.suffix.lower()) in ("json", "yaml"):
+        text = _read_text(path)
+        docs = [json.loads(text)] if path.suffix.lower() == ".json" \
+            else list(yaml.safe_load_all(text))
+        top = docs[0] if len(docs) == 1 else None
+        if isinstance(top, dict) and isinstance(top.get("personas"), list):
+            spec = dict(top.get("spec") or {}) | {
+                k: v for k, v in top.items() if k not in ("personas", "spec")}
+    return Population(personas=personas, spec=spec)
 
 
 def save_personas(personas: Iterable[Persona], path: str | os.PathLike[str]) -> Path:
