@@ -67,8 +67,10 @@ class ChatParams(BaseModel):
         """The seed the backend gets: ``seed`` itself for sample 0, otherwise a hash of
         (seed, sample_index), so that seed 0 / sample 1 and seed 1 / sample 0 differ.
 
-        >>> ChatParams(seed=1).effective_seed, ChatParams(seed=0, sample_index=1).effective_seed != 1
-        (1, True)
+        >>> ChatParams(seed=1).effective_seed
+        1
+        >>> ChatParams(seed=0, sample_index=1).effective_seed != 1
+        True
         """
         if self.sample_index == 0:
             return self.seed

@@ -253,7 +253,8 @@ class HFModel(BaseBackend):
         torch = _import_torch()
         with self._lock:
             model, tok = self._ensure_loaded()
-            prompt = tok(self.render_prompt(messages, prefill), add_special_tokens=False)["input_ids"]
+            text = self.render_prompt(messages, prefill)
+            prompt = tok(text, add_special_tokens=False)["input_ids"]
             seqs = [tok(c, add_special_tokens=False)["input_ids"] for c in choices]
             if all(len(s) == 1 for s in seqs):  # e.g. Likert digits: one pass over the prompt
                 with torch.inference_mode():

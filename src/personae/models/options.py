@@ -23,4 +23,5 @@ def parse_options(cls: type[T], backend: str, options: Mapping[str, Any]) -> T:
     except ValidationError as exc:
         err = exc.errors()[0]
         key = ".".join(str(p) for p in err["loc"])
-        raise InputError(f"{backend} option {key}: {err['msg']} (got {err.get('input')!r})") from None
+        got = err.get("input")
+        raise InputError(f"{backend} option {key}: {err['msg']} (got {got!r})") from None

@@ -51,7 +51,8 @@ def parse_model_spec(spec: str) -> ModelSpec:
     try:
         options = dict(parse_qsl(query, keep_blank_values=True, strict_parsing=bool(query)))
     except ValueError:
-        raise InputError(f"model spec {spec!r}: options after '?' must be key=value pairs") from None
+        raise InputError(
+            f"model spec {spec!r}: options after '?' must be key=value pairs") from None
     head, sep, rest = body.partition(":")
     if body == "bundled":
         return ModelSpec(raw=raw, backend="llamacpp", target="bundled", options=options)

@@ -98,8 +98,8 @@ def load_template(name_or_path: str | os.PathLike[str] = DEFAULT_TEMPLATE) -> Te
 def render_system_prompt(persona: Persona, template: str | Template = DEFAULT_TEMPLATE) -> str:
     """The system prompt that makes a model play ``persona``.
 
-    >>> render_system_prompt(Persona(summary="a retired pilot from Oslo."), "personagym")
-    'Adopt the identity of a retired pilot from Oslo. Answer the questions while staying in strict accordance with the nature of this identity.'
+    >>> render_system_prompt(Persona(summary="a retired pilot from Oslo."), "personagym")[:48]
+    'Adopt the identity of a retired pilot from Oslo.'
     """
     tpl = template if isinstance(template, Template) else load_template(template)
     return tpl.render(persona)

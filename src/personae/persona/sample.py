@@ -26,7 +26,8 @@ def load_bundled(name: str = "sample") -> list[Persona]:
     upstream = "vsamuel2003/PersonaGym (MIT)" if name == "personagym" else None
     out = []
     for i, persona in enumerate(personas, start=1):
-        source = (persona.source.model_dump() if persona.source else {}) | {"path": f"bundled:{name}"}
+        source = persona.source.model_dump() if persona.source else {}
+        source["path"] = f"bundled:{name}"
         if upstream:
             source |= {"upstream": upstream, "license": "MIT"}
         # PersonaGym one-liners have no names: give them short stable ids by position.

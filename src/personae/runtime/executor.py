@@ -232,7 +232,8 @@ class Runner:
             except TransientModelError as exc:
                 error = exc
             except RunError as exc:
-                raise _attempts(exc, attempt)
+                _attempts(exc, attempt)
+                raise
             if attempt >= self.retry.max_attempts:
                 raise _attempts(RunError(f"{error} (gave up after {attempt} attempts)"),
                                 attempt) from None
