@@ -10,7 +10,7 @@ from pathlib import Path
 import pexpect
 import pytest
 
-from personae.testing import LoopbackServer
+from personae.testing.loopback import LoopbackServer
 from tests.conftest import assert_one_line_error, run_cli
 
 SCRIPT = 'rules:\n  - {match: "(?i)who are you", reply: "I am Rosa, a weaver."}\nreplies: [Fine.]\n'

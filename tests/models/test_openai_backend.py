@@ -10,7 +10,7 @@ import pytest
 from personae.errors import RunError
 from personae.models import ChatParams, Message, load_model
 from personae.runtime import ChatRequest, RetryPolicy, Runner
-from personae.testing import LoopbackServer
+from personae.testing.loopback import LoopbackServer
 
 FAST = RetryPolicy(max_attempts=3, base_delay=0.001, max_delay=0.01)
 HI = [Message(role="system", content="Be Ana."), Message(role="user", content="hi")]
@@ -72,3 +72,17 @@ def test_concurrent_requests_reach_the_server_in_parallel() -> None:
         reqs = [ChatRequest((Message(role="user", content=str(i)),)) for i in range(64)]
         results = run(srv, lambda r: r.run_chats(reqs), concurrency=32)
         assert all(x.ok for x in results) and srv.requests == 64
+        assert 16 < srv.peak_in_flight <= 32  # overlapping at the server, never above the bound
+
+
+def test_rate_limit_option_reaches_the_runner() -> None:
+    import time
+
+    with LoopbackServer() as srv:
+        model = load_model(f"openai:test@{srv.base_url}?rate_limit=20")
+        runner = Runner(model, progress="off")
+        reqs = [ChatRequest((Message(role="user", content=str(i)),)) for i in range(30)]
+        start = time.monotonic()
+        asyncio.run(runner.run_chats(reqs))
+        # a burst of 20, then 20 per second: the last 10 need at least half a second
+        assert time.monotonic() - start >= 0.45 and srv.requests == 30

@@ -16,9 +16,10 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict
@@ -37,6 +38,7 @@ from personae.models.base import (
 from personae.models.bundled import bundled_gguf_path, cache_dir, file_sha256
 from personae.models.options import parse_options
 
+T = TypeVar("T")
 _WEIGHT_SUFFIXES = (".safetensors", ".bin", ".gguf")
 _IDENTITY_FILES = ("config.json", "generation_config.json", "tokenizer.json",
                    "tokenizer_config.json", "chat_template.jinja", "chat_template.json")
@@ -137,6 +139,9 @@ class HFModel(BaseBackend):
                 raise InputError(f"{path}: not a Hugging Face model folder (no config.json)")
             self.identity = f"hf:{folder.name}:{_dir_identity(folder)}:{self.options.dtype}"
         self._lock = threading.Lock()
+        # One dedicated thread for all calls: torch's OpenMP workers belong to the calling
+        # thread, and a second caller thread means a second team fighting for the cores.
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="hf")
         self._model: Any = None
         self._tok: Any = None
 
@@ -182,7 +187,7 @@ class HFModel(BaseBackend):
     async def chat_batch(
         self, requests: Sequence[tuple[Sequence[Message], ChatParams]]
     ) -> list[Completion]:
-        return await asyncio.to_thread(self._chat_batch_sync, requests)
+        return await self._run(self._chat_batch_sync, requests)
 
     def _chat_batch_sync(
         self, requests: Sequence[tuple[Sequence[Message], ChatParams]]
@@ -246,7 +251,10 @@ class HFModel(BaseBackend):
     async def score_choices(self, messages: Sequence[Message], choices: Sequence[str], *,
                             prefill: str = "") -> ChoiceScores:
         choices = validate_choices(choices)
-        return await asyncio.to_thread(self._score_sync, messages, choices, prefill)
+        return await self._run(self._score_sync, messages, choices, prefill)
+
+    async def _run(self, fn: Callable[..., T], *args: Any) -> T:
+        return await asyncio.get_running_loop().run_in_executor(self._executor, fn, *args)
 
     def _score_sync(self, messages: Sequence[Message], choices: list[str],
                     prefill: str) -> ChoiceScores:

@@ -99,7 +99,7 @@ class Runner:
         self.progress_mode = progress
         self.label = label
         self.stats = RunStats()
-        # Requests per second; backends may carry their own (e.g. openai:...?rate_limit=5).
+        # Requests per second; backends may carry their own (openai:M@URL?rate_limit=5).
         rate = rate_limit if rate_limit is not None else getattr(model, "rate_limit", None)
         self._bucket = TokenBucket(rate) if rate else None
 
@@ -176,9 +176,13 @@ class Runner:
         results: list[ChatResult] = []
         misses: list[tuple[ChatResult, str]] = []
         for index, req in batch:
-            key = request_key(self.model.identity, req.messages, req.params, req.conditioning)
             result = ChatResult(index, req)
-            hit = self.cache.get(key) if self.cache is not None else None
+            if self.cache is None:  # hashing the request is pure cost without a cache
+                misses.append((result, ""))
+                results.append(result)
+                continue
+            key = request_key(self.model.identity, req.messages, req.params, req.conditioning)
+            hit = self.cache.get(key)
             if hit is not None:
                 self.stats.cache_hits += 1
                 result.completion = hit

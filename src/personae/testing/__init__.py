@@ -1,5 +1,5 @@
-"""Helpers for testing pipelines offline: a loopback OpenAI-compatible server."""
+"""Helpers for testing pipelines offline: ``personae.testing.loopback.LoopbackServer``, a
+loopback OpenAI-compatible server with injectable delays and failures.
 
-from personae.testing.loopback import LoopbackServer
-
-__all__ = ["LoopbackServer"]
+(Not imported here, so that ``python -m personae.testing.loopback`` runs cleanly.)
+"""

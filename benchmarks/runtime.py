@@ -1,0 +1,489 @@
+"""Runtime benchmark: what personae's runtime costs on top of talking to a model directly.
+
+(a) openai backend: requests/s and per-request client overhead of `Runner` over the openai
+    backend at concurrency 1, 8 and 64, against a plain sequential loop of the openai SDK's
+    ``chat.completions.create``, all against the loopback test server (50 ms per reply) run
+    in a separate process. Target: at concurrency 64, at least 40x the sequential loop.
+(b) local backends: tokens/s of ``bundled`` (llama.cpp) through `Runner` against
+    llama-cpp-python called directly (target: at least 90%), and of ``hf:bundled`` one
+    request at a time against 16 requests in one batch.
+
+    PYTHONPATH=src python benchmarks/runtime.py            # full run, about 7 minutes
+    PYTHONPATH=src python benchmarks/runtime.py --quick    # smoke run, about 1 minute
+
+Results go to benchmarks/results/runtime.json (``--out``) and a table is printed. Every
+runner is fresh and has no cache, so every request reaches the model. Per-request overhead is
+latency minus the server's 50 ms. The machine is not isolated: the load average at the start
+is recorded, and throughput at concurrency >= 8 is the median of ``--repeats`` rounds. With
+--quick, concurrency 64 sees only a few waves of requests, so its start-up burst (64 requests
+sent at once by one CPU-bound client) weighs heavily: check the target with a full run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import platform
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+if (ROOT / "src" / "personae").is_dir() and str(ROOT / "src") not in sys.path:
+    sys.path.insert(0, str(ROOT / "src"))  # run from a checkout without installing
+
+from personae.models import ChatParams, Message, load_model  # noqa: E402
+from personae.runtime import ChatRequest, Runner  # noqa: E402
+
+DELAY_S = 0.05  # the loopback server's reply delay: the floor of every request's latency
+TARGET_SPEEDUP_C64 = 40.0
+TARGET_LLAMA_RATIO = 0.90
+
+SYSTEM = ("You are Rosa Quispe, a 58-year-old weaver from Cusco, Peru. You speak warmly and "
+          "plainly, mention your family and your craft, and never claim to be an AI. Answer "
+          "in English, in two or three sentences.")
+QUESTIONS = [
+    "Where do you live, and what is a normal day like for you?",
+    "What do you think about tourists buying weavings in the market?",
+    "How did you learn your craft, and who taught you?",
+    "What worries you most about the future of your town?",
+    "What do you cook for your family on a holiday?",
+    "What would you tell a young person who wants to learn weaving?",
+    "How has Cusco changed since you were a child?",
+    "What is the hardest part of your work?",
+]
+
+
+# --------------------------------------------------------------------------------------------
+# (a) openai backend against the loopback server
+
+
+class LoopbackProcess:
+    """``python -m personae.testing.loopback`` in a child process on a free loopback port.
+
+    A separate process, so the server's CPU is not taken from the client under test (the
+    in-process ``LoopbackServer`` thread shares the client's GIL)."""
+
+    def __init__(self, delay_s: float) -> None:
+        self.delay_s = delay_s
+        self.proc: subprocess.Popen[str] | None = None
+        self.port = 0
+
+    def __enter__(self) -> LoopbackProcess:
+        with socket.socket() as s:  # a free port: the kernel picks, we release and reuse it
+            s.bind(("127.0.0.1", 0))
+            self.port = s.getsockname()[1]
+        env = dict(os.environ)
+        src = str(ROOT / "src")
+        if (ROOT / "src" / "personae").is_dir():
+            env["PYTHONPATH"] = os.pathsep.join(p for p in (src, env.get("PYTHONPATH")) if p)
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "personae.testing.loopback",
+             "--port", str(self.port), "--delay", str(self.delay_s)],
+            stdout=subprocess.PIPE, env=env, text=True)
+        line = self.proc.stdout.readline() if self.proc.stdout else ""
+        if "listening on" not in line:
+            self.__exit__()
+            raise RuntimeError(f"the loopback server did not start (said {line!r})")
+        return self
+
+    @property
+    def base_url(self) -> str:
+        return f"http://127.0.0.1:{self.port}/v1"
+
+    def cpu_s(self) -> float:
+        """CPU seconds the server has used so far (Linux only; 0 elsewhere)."""
+        try:
+            assert self.proc is not None
+            fields = Path(f"/proc/{self.proc.pid}/stat").read_text().rsplit(")", 1)[1].split()
+            return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+        except (OSError, AssertionError, IndexError, ValueError):
+            return 0.0
+
+    def __exit__(self, *exc: object) -> None:
+        if self.proc is not None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+            if self.proc.stdout:
+                self.proc.stdout.close()
+            self.proc = None
+
+
+def _overheads_ms(latencies_s: Sequence[float]) -> dict[str, float]:
+    ms = sorted((x - DELAY_S) * 1000 for x in latencies_s)
+    return {"p50": round(_pct(ms, 50), 2), "p99": round(_pct(ms, 99), 2)}
+
+
+def _pct(sorted_values: Sequence[float], q: float) -> float:
+    k = min(len(sorted_values) - 1, max(0, round(q / 100 * (len(sorted_values) - 1))))
+    return sorted_values[k]
+
+
+def bench_sequential_sdk(base_url: str, n: int) -> dict[str, Any]:
+    """The baseline: one ``chat.completions.create`` after another, the SDK's plain API."""
+    import openai
+
+    client = openai.OpenAI(api_key="unused", base_url=base_url, max_retries=0)
+    messages = [{"role": "user", "content": "warm-up"}]
+    for _ in range(3):  # open the connection and import lazily loaded SDK modules
+        client.chat.completions.create(model="loopback", messages=messages, max_tokens=16)
+    latencies = []
+    start = time.perf_counter()
+    for i in range(n):
+        t = time.perf_counter()
+        client.chat.completions.create(
+            model="loopback", messages=[{"role": "user", "content": f"question {i}"}],
+            max_tokens=16, temperature=0.7, seed=i)
+        latencies.append(time.perf_counter() - t)
+    wall = time.perf_counter() - start
+    client.close()
+    return {"requests": n, "wall_s": round(wall, 3), "rps": round(n / wall, 1),
+            "overhead_ms": _overheads_ms(latencies)}
+
+
+async def _runner_round(base_url: str, concurrency: int, n: int) -> dict[str, Any]:
+    model = load_model(f"openai:loopback@{base_url}", concurrency=concurrency)
+    try:
+        runner = Runner(model, cache=None, concurrency=concurrency, progress="off")
+        warm = [ChatRequest((Message(role="user", content=f"warm-up {i}"),),
+                            ChatParams(max_tokens=16)) for i in range(concurrency)]
+        await runner.run_chats(warm)  # open the connections, import lazily loaded modules
+        runner = Runner(model, cache=None, concurrency=concurrency, progress="off")
+        requests = [ChatRequest((Message(role="user", content=f"question {i}"),),
+                                ChatParams(max_tokens=16, seed=i)) for i in range(n)]
+        cpu0 = time.process_time()
+        start = time.perf_counter()
+        results = await runner.run_chats(requests)
+        wall = time.perf_counter() - start
+        cpu = time.process_time() - cpu0
+    finally:
+        await model.aclose()
+    failed = [r for r in results if not r.ok]
+    if failed:
+        raise RuntimeError(f"{len(failed)} of {n} requests failed, e.g. {failed[0].error}")
+    # latency_s is measured inside the backend's chat(): HTTP round trip plus time waiting
+    # for the event loop, which is where a CPU-bound client queues.
+    latencies = [r.completion.latency_s for r in results if r.completion is not None]
+    return {"requests": n, "wall_s": round(wall, 3), "rps": round(n / wall, 1),
+            "client_cpu_ms_per_request": round(1000 * cpu / n, 3),
+            "overhead_ms": _overheads_ms(latencies), "model_calls": runner.stats.model_calls}
+
+
+def bench_openai(n: int, n_serial: int, repeats: int,
+                 concurrencies: Sequence[int] = (1, 8, 64)) -> dict[str, Any]:
+    out: dict[str, Any] = {"server": {"delay_s": DELAY_S, "process": "separate"},
+                           "runner": {}}
+    with LoopbackProcess(DELAY_S) as server:
+        print(f"(a) loopback server at {server.base_url}, {DELAY_S * 1000:.0f} ms per reply",
+              flush=True)
+        seq = bench_sequential_sdk(server.base_url, n_serial)
+        out["sequential_sdk"] = seq
+        print(f"    sequential SDK loop: {seq['rps']:.1f} req/s", flush=True)
+        for c in concurrencies:
+            count = n_serial if c == 1 else n
+            rounds = []
+            for _ in range(1 if c == 1 else repeats):
+                srv_cpu0 = server.cpu_s()
+                r = asyncio.run(_runner_round(server.base_url, c, count))
+                r["server_cpu_ms_per_request"] = round(
+                    1000 * (server.cpu_s() - srv_cpu0) / (count + c), 3)
+                rounds.append(r)
+            median = sorted(rounds, key=lambda r: r["rps"])[len(rounds) // 2]
+            entry = {**median, "speedup_vs_sequential": round(median["rps"] / seq["rps"], 2),
+                     "rounds_rps": [r["rps"] for r in rounds]}
+            out["runner"][str(c)] = entry
+            print(f"    Runner concurrency {c:>3}: {entry['rps']:.1f} req/s "
+                  f"({entry['speedup_vs_sequential']:.1f}x), rounds {entry['rounds_rps']}",
+                  flush=True)
+    c64 = out["runner"].get("64")
+    if c64:
+        out["target"] = {"speedup_c64": TARGET_SPEEDUP_C64,
+                         "met": c64["speedup_vs_sequential"] >= TARGET_SPEEDUP_C64}
+    return out
+
+
+# --------------------------------------------------------------------------------------------
+# (b) local backends
+
+
+def _chat_requests(k: int, max_tokens: int) -> list[ChatRequest]:
+    params = ChatParams(temperature=0.0, max_tokens=max_tokens, seed=0)
+    return [ChatRequest((Message(role="system", content=SYSTEM),
+                         Message(role="user", content=QUESTIONS[i % len(QUESTIONS)])), params)
+            for i in range(k)]
+
+
+def _run_worker(name: str, **kwargs: Any) -> dict[str, Any]:
+    """Run one measurement in a fresh Python process and return its JSON result.
+
+    Why a process each: llama.cpp's wheels use OpenMP (libgomp), which keeps one team of
+    worker threads per thread that calls into it. Once two calling threads have teams (say
+    the main thread for the direct baseline and a worker thread for personae, which runs
+    llama.cpp via asyncio.to_thread), the process has more OpenMP threads than cores and
+    libgomp stops spin-waiting between tokens: decoding then runs at about half speed on
+    2 cores, whichever path is measured. A fresh process per measurement keeps each path to
+    one team, as in real use, and keeps torch's threads out of llama.cpp's way.
+    """
+    cmd = [sys.executable, str(Path(__file__).resolve()), "--worker", name,
+           "--worker-args", json.dumps(kwargs)]
+    env = dict(os.environ)
+    if (ROOT / "src" / "personae").is_dir():
+        env["PYTHONPATH"] = os.pathsep.join(
+            p for p in (str(ROOT / "src"), env.get("PYTHONPATH")) if p)
+    proc = subprocess.run(cmd, capture_output=True, text=True, env=env, check=False)
+    lines = [ln for ln in proc.stdout.splitlines() if ln.startswith("{")]
+    if proc.returncode != 0 or not lines:
+        raise RuntimeError(f"benchmark worker {name} failed (exit {proc.returncode}):\n"
+                           f"{proc.stderr[-2000:]}")
+    return json.loads(lines[-1])
+
+
+def worker_llama_direct(k: int, max_tokens: int) -> dict[str, Any]:
+    """llama-cpp-python called directly, from the main thread, as a user would."""
+    import llama_cpp
+
+    from personae.models.bundled import bundled_gguf_path
+
+    requests = _chat_requests(k, max_tokens)
+    llm = llama_cpp.Llama(model_path=str(bundled_gguf_path()), n_ctx=4096,
+                          n_threads=os.cpu_count(), logits_all=False, verbose=False)
+
+    def call(req: ChatRequest) -> int:
+        p = req.params
+        out = llm.create_chat_completion(
+            messages=[{"role": m.role, "content": m.content} for m in req.messages],
+            max_tokens=p.max_tokens, temperature=p.temperature, top_p=p.top_p, seed=p.seed)
+        return int(out["usage"]["completion_tokens"])
+
+    call(requests[0])  # warm-up: weights paged in, the system prompt in the prefix cache
+    t = time.perf_counter()
+    tokens = sum(call(r) for r in requests)
+    return {"completion_tokens": tokens, "wall_s": time.perf_counter() - t}
+
+
+def worker_llama_personae(k: int, max_tokens: int) -> dict[str, Any]:
+    """The same requests through load_model("bundled") and a Runner without cache."""
+    requests = _chat_requests(k, max_tokens)
+    model = load_model("bundled")
+
+    async def go() -> dict[str, Any]:
+        warm = Runner(model, cache=None, concurrency=1, progress="off")
+        await warm.run_chats(requests[:1])  # warm-up, as for the direct baseline
+        runner = Runner(model, cache=None, concurrency=1, progress="off")
+        t = time.perf_counter()
+        results = await runner.run_chats(requests)
+        wall = time.perf_counter() - t
+        bad = [r.error for r in results if not r.ok]
+        if bad:
+            raise RuntimeError(f"bundled failed: {bad[0]}")
+        return {"completion_tokens": sum(r.completion.completion_tokens
+                                         for r in results if r.completion),
+                "wall_s": wall, "model_calls": runner.stats.model_calls}
+
+    return asyncio.run(go())
+
+
+def worker_llama_pinned(k: int, max_tokens: int) -> dict[str, Any]:
+    """As ``llama-personae``, but with the backend's calls pinned to one thread.
+
+    Not what personae ships: a what-if for a proposed change to the llamacpp backend.
+    ``asyncio.to_thread`` hands calls to the event loop's default executor, which sometimes
+    starts a second thread (the next call is submitted before the previous thread reports
+    itself idle); a second calling thread means a second OpenMP team (see `_run_worker`).
+    """
+    from concurrent.futures import ThreadPoolExecutor
+
+    from personae.models.llamacpp import LlamaCppModel
+
+    executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="llamacpp")
+
+    async def chat(self: LlamaCppModel, messages: Any, params: ChatParams) -> Any:
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(executor, self._chat_sync, messages, params)
+
+    LlamaCppModel.chat = chat  # type: ignore[method-assign]
+    try:
+        return worker_llama_personae(k, max_tokens)
+    finally:
+        executor.shutdown()
+
+
+def bench_llamacpp(k: int, max_tokens: int, rounds: int) -> dict[str, Any]:
+    """Same prompts and parameters (temperature 0) through personae and directly; the two
+    alternate round by round so that drift in the machine's speed hits both alike."""
+    names = ("direct", "personae", "pinned")
+    totals: dict[str, list[float]] = {name: [0, 0.0] for name in names}
+    per_round: dict[str, list[float]] = {name: [] for name in names}
+    for _ in range(rounds):
+        for name in names:
+            r = _run_worker(f"llama-{name}", k=k, max_tokens=max_tokens)
+            totals[name][0] += r["completion_tokens"]
+            totals[name][1] += r["wall_s"]
+            per_round[name].append(round(r["completion_tokens"] / r["wall_s"], 1))
+    out: dict[str, Any] = {"requests_per_round": k, "rounds": rounds, "max_tokens": max_tokens,
+                           "temperature": 0.0}
+    for name, (tokens, wall) in totals.items():
+        out[name] = {"completion_tokens": tokens, "wall_s": round(wall, 3),
+                     "tokens_per_s": round(tokens / wall, 1),
+                     "rounds_tokens_per_s": per_round[name]}
+    out["ratio"] = round(out["personae"]["tokens_per_s"] / out["direct"]["tokens_per_s"], 3)
+    out["pinned"]["note"] = ("what-if, not shipped: llamacpp calls on one dedicated thread "
+                             "instead of asyncio.to_thread")
+    out["pinned_ratio"] = round(out["pinned"]["tokens_per_s"] / out["direct"]["tokens_per_s"], 3)
+    out["target"] = {"ratio": TARGET_LLAMA_RATIO, "met": out["ratio"] >= TARGET_LLAMA_RATIO}
+    return out
+
+
+def worker_hf(k: int, max_tokens: int, batch_size: int) -> dict[str, Any]:
+    requests = _chat_requests(k, max_tokens)
+    model = load_model("hf:bundled", batch_size=batch_size)
+
+    async def go() -> dict[str, Any]:
+        t = time.perf_counter()
+        await Runner(model, cache=None, concurrency=1, progress="off").run_chats(requests[:1])
+        load_s = time.perf_counter() - t  # loading (the first time ever: GGUF conversion)
+        runner = Runner(model, cache=None, concurrency=1, progress="off")
+        t = time.perf_counter()
+        results = await runner.run_chats(requests)
+        wall = time.perf_counter() - t
+        bad = [r.error for r in results if not r.ok]
+        if bad:
+            raise RuntimeError(f"hf:bundled failed: {bad[0]}")
+        tokens = sum(r.completion.completion_tokens for r in results if r.completion)
+        return {"batch_size": batch_size, "model_calls": runner.stats.model_calls,
+                "completion_tokens": tokens, "wall_s": round(wall, 3),
+                "tokens_per_s": round(tokens / wall, 1),
+                "first_call_with_load_s": round(load_s, 2)}
+
+    return asyncio.run(go())
+
+
+def bench_hf(k: int, max_tokens: int) -> dict[str, Any]:
+    """``hf:bundled``: k requests one at a time (batch_size 1) against one batch of k."""
+    out: dict[str, Any] = {"requests": k, "max_tokens": max_tokens, "temperature": 0.0}
+    for label, batch_size in (("single", 1), ("batched", k)):
+        out[label] = _run_worker("hf", k=k, max_tokens=max_tokens, batch_size=batch_size)
+    out["batched_vs_single"] = round(out["batched"]["tokens_per_s"]
+                                     / out["single"]["tokens_per_s"], 2)
+    return out
+
+
+WORKERS = {"llama-direct": worker_llama_direct, "llama-personae": worker_llama_personae,
+           "llama-pinned": worker_llama_pinned, "hf": worker_hf}
+
+
+# --------------------------------------------------------------------------------------------
+
+
+def _environment() -> dict[str, Any]:
+    import openai
+
+    env: dict[str, Any] = {"python": platform.python_version(), "cpus": os.cpu_count(),
+                           "platform": platform.platform(), "openai": openai.__version__}
+    try:
+        env["load_average_at_start"] = [round(x, 2) for x in os.getloadavg()]
+    except OSError:
+        pass
+    for name in ("llama_cpp", "torch", "transformers"):
+        try:
+            env[name] = __import__(name).__version__
+        except Exception:  # noqa: BLE001 - a missing optional backend is recorded as such
+            env[name] = None
+    return env
+
+
+def print_table(res: dict[str, Any]) -> None:
+    print()
+    a = res.get("openai")
+    if a:
+        seq = a["sequential_sdk"]
+        print(f"{'openai backend, 50 ms server':<34}{'req/s':>9}{'vs seq':>9}"
+              f"{'p50 ovh ms':>12}{'p99 ovh ms':>12}{'CPU ms/req':>12}")
+        print(f"{'sequential SDK loop':<34}{seq['rps']:>9.1f}{1.0:>8.1f}x"
+              f"{seq['overhead_ms']['p50']:>12.2f}{seq['overhead_ms']['p99']:>12.2f}"
+              f"{'':>12}")
+        for c, r in a["runner"].items():
+            print(f"{'Runner, concurrency ' + c:<34}{r['rps']:>9.1f}"
+                  f"{r['speedup_vs_sequential']:>8.1f}x"
+                  f"{r['overhead_ms']['p50']:>12.2f}{r['overhead_ms']['p99']:>12.2f}"
+                  f"{r['client_cpu_ms_per_request']:>12.2f}")
+        print("  ovh: latency minus the server's 50 ms; CPU: the client process's CPU time "
+              "per request")
+        if "target" in a:
+            print(f"  target >= {TARGET_SPEEDUP_C64:.0f}x at concurrency 64: "
+                  f"{'met' if a['target']['met'] else 'NOT met'}")
+    b = res.get("llamacpp")
+    if b:
+        print(f"\n{'bundled (llama.cpp), temp 0':<34}{'tok/s':>9}{'ratio':>9}")
+        print(f"{'llama-cpp-python direct':<34}{b['direct']['tokens_per_s']:>9.1f}{1.0:>9.2f}")
+        print(f"{'through personae Runner':<34}{b['personae']['tokens_per_s']:>9.1f}"
+              f"{b['ratio']:>9.2f}")
+        print(f"{'personae, calls pinned to 1 thread*':<34}{b['pinned']['tokens_per_s']:>9.1f}"
+              f"{b['pinned_ratio']:>9.2f}")
+        print(f"  target >= {TARGET_LLAMA_RATIO:.0%} of direct: "
+              f"{'met' if b['target']['met'] else 'NOT met'}"
+              "  (* a what-if for the llamacpp backend, not shipped)")
+    h = res.get("hf")
+    if h:
+        print(f"\n{'hf:bundled, temp 0':<34}{'tok/s':>9}{'ratio':>9}")
+        print(f"{'one at a time (batch_size 1)':<34}{h['single']['tokens_per_s']:>9.1f}"
+              f"{1.0:>9.2f}")
+        print(f"{'batched (batch_size ' + str(h['requests']) + ')':<34}"
+              f"{h['batched']['tokens_per_s']:>9.1f}{h['batched_vs_single']:>9.2f}")
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--quick", action="store_true", help="smoke run: fewer requests")
+    ap.add_argument("--requests", type=int, help="requests per openai round (default 2000, "
+                    "--quick 300)")
+    ap.add_argument("--serial-requests", type=int, help="requests for the sequential loop "
+                    "and concurrency 1 (default: --requests)")
+    ap.add_argument("--repeats", type=int, help="rounds at concurrency >= 8 (median kept; "
+                    "default 5, --quick 1)")
+    ap.add_argument("--skip-openai", action="store_true")
+    ap.add_argument("--skip-local", action="store_true", help="skip (b): llama.cpp and hf")
+    ap.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" / "runtime.json")
+    ap.add_argument("--worker", choices=sorted(WORKERS), help=argparse.SUPPRESS)
+    ap.add_argument("--worker-args", default="{}", help=argparse.SUPPRESS)
+    args = ap.parse_args(argv)
+    if args.worker:  # one measurement in this fresh process (see _run_worker)
+        print(json.dumps(WORKERS[args.worker](**json.loads(args.worker_args))))
+        return 0
+    n = args.requests or (300 if args.quick else 2000)
+    n_serial = args.serial_requests or (100 if args.quick else n)
+    repeats = args.repeats or (1 if args.quick else 5)
+
+    results: dict[str, Any] = {"quick": args.quick, "environment": _environment()}
+    started = time.perf_counter()
+    if not args.skip_openai:
+        results["openai"] = bench_openai(n, n_serial, repeats)
+    if not args.skip_local:
+        t = time.perf_counter()
+        print("(b) bundled through personae vs llama-cpp-python direct ...", flush=True)
+        results["llamacpp"] = bench_llamacpp(k=2 if args.quick else 4,
+                                             max_tokens=64 if args.quick else 128,
+                                             rounds=1 if args.quick else 3)
+        print("(b) hf:bundled single vs batched ...", flush=True)
+        results["hf"] = bench_hf(k=4 if args.quick else 16, max_tokens=16 if args.quick else 32)
+        results["local_wall_s"] = round(time.perf_counter() - t, 1)
+    results["total_wall_s"] = round(time.perf_counter() - started, 1)
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(results, indent=2) + "\n")
+    print_table(results)
+    print(f"\nwrote {args.out} ({results['total_wall_s']:.0f} s)")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
