@@ -293,35 +293,10 @@ def worker_llama_personae(k: int, max_tokens: int) -> dict[str, Any]:
     return asyncio.run(go())
 
 
-def worker_llama_pinned(k: int, max_tokens: int) -> dict[str, Any]:
-    """As ``llama-personae``, but with the backend's calls pinned to one thread.
-
-    Not what personae ships: a what-if for a proposed change to the llamacpp backend.
-    ``asyncio.to_thread`` hands calls to the event loop's default executor, which sometimes
-    starts a second thread (the next call is submitted before the previous thread reports
-    itself idle); a second calling thread means a second OpenMP team (see `_run_worker`).
-    """
-    from concurrent.futures import ThreadPoolExecutor
-
-    from personae.models.llamacpp import LlamaCppModel
-
-    executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="llamacpp")
-
-    async def chat(self: LlamaCppModel, messages: Any, params: ChatParams) -> Any:
-        loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(executor, self._chat_sync, messages, params)
-
-    LlamaCppModel.chat = chat  # type: ignore[method-assign]
-    try:
-        return worker_llama_personae(k, max_tokens)
-    finally:
-        executor.shutdown()
-
-
 def bench_llamacpp(k: int, max_tokens: int, rounds: int) -> dict[str, Any]:
     """Same prompts and parameters (temperature 0) through personae and directly; the two
     alternate round by round so that drift in the machine's speed hits both alike."""
-    names = ("direct", "personae", "pinned")
+    names = ("direct", "personae")
     totals: dict[str, list[float]] = {name: [0, 0.0] for name in names}
     per_round: dict[str, list[float]] = {name: [] for name in names}
     for _ in range(rounds):
@@ -337,9 +312,6 @@ def bench_llamacpp(k: int, max_tokens: int, rounds: int) -> dict[str, Any]:
                      "tokens_per_s": round(tokens / wall, 1),
                      "rounds_tokens_per_s": per_round[name]}
     out["ratio"] = round(out["personae"]["tokens_per_s"] / out["direct"]["tokens_per_s"], 3)
-    out["pinned"]["note"] = ("what-if, not shipped: llamacpp calls on one dedicated thread "
-                             "instead of asyncio.to_thread")
-    out["pinned_ratio"] = round(out["pinned"]["tokens_per_s"] / out["direct"]["tokens_per_s"], 3)
     out["target"] = {"ratio": TARGET_LLAMA_RATIO, "met": out["ratio"] >= TARGET_LLAMA_RATIO}
     return out
 
@@ -379,7 +351,7 @@ def bench_hf(k: int, max_tokens: int) -> dict[str, Any]:
 
 
 WORKERS = {"llama-direct": worker_llama_direct, "llama-personae": worker_llama_personae,
-           "llama-pinned": worker_llama_pinned, "hf": worker_hf}
+           "hf": worker_hf}
 
 
 # --------------------------------------------------------------------------------------------
@@ -428,11 +400,8 @@ def print_table(res: dict[str, Any]) -> None:
         print(f"{'llama-cpp-python direct':<34}{b['direct']['tokens_per_s']:>9.1f}{1.0:>9.2f}")
         print(f"{'through personae Runner':<34}{b['personae']['tokens_per_s']:>9.1f}"
               f"{b['ratio']:>9.2f}")
-        print(f"{'personae, calls pinned to 1 thread*':<34}{b['pinned']['tokens_per_s']:>9.1f}"
-              f"{b['pinned_ratio']:>9.2f}")
         print(f"  target >= {TARGET_LLAMA_RATIO:.0%} of direct: "
-              f"{'met' if b['target']['met'] else 'NOT met'}"
-              "  (* a what-if for the llamacpp backend, not shipped)")
+              f"{'met' if b['target']['met'] else 'NOT met'}")
     h = res.get("hf")
     if h:
         print(f"\n{'hf:bundled, temp 0':<34}{'tok/s':>9}{'ratio':>9}")
