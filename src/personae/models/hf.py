@@ -8,29 +8,26 @@ is where this backend earns its keep on a CPU.
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
 import os
 import shutil
 import sys
 import tempfile
-import threading
 import time
-from collections.abc import Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict
 
 from personae.errors import InputError, RunError
 from personae.models.base import (
-    BaseBackend,
     Capability,
     ChatParams,
     ChoiceScores,
     Completion,
+    InProcessBackend,
     Message,
     TokenLogprob,
     validate_choices,
@@ -38,7 +35,6 @@ from personae.models.base import (
 from personae.models.bundled import bundled_gguf_path, cache_dir, file_sha256
 from personae.models.options import parse_options
 
-T = TypeVar("T")
 _WEIGHT_SUFFIXES = (".safetensors", ".bin", ".gguf")
 _IDENTITY_FILES = ("config.json", "generation_config.json", "tokenizer.json",
                    "tokenizer_config.json", "chat_template.jinja", "chat_template.json")
@@ -112,7 +108,7 @@ def _dir_identity(path: Path) -> str:
     return hashlib.sha256(sig.encode()).hexdigest()[:16]
 
 
-class HFModel(BaseBackend):
+class HFModel(InProcessBackend):
     """A causal LM on transformers.
 
     >>> model = HFModel("bundled")  # converts and loads on first use
@@ -123,8 +119,6 @@ class HFModel(BaseBackend):
     backend = "hf"
     capabilities = frozenset({Capability.CHAT, Capability.LOGPROBS, Capability.SCORE_CHOICES,
                               Capability.HIDDEN_STATES, Capability.BATCH})
-    max_concurrency = 1
-    retry_timeouts = False
 
     def __init__(self, path: str = "bundled", **options: Any) -> None:
         self.options = parse_options(HFOptions, self.backend, options)
@@ -138,10 +132,7 @@ class HFModel(BaseBackend):
             if not folder.is_dir() or not (folder / "config.json").is_file():
                 raise InputError(f"{path}: not a Hugging Face model folder (no config.json)")
             self.identity = f"hf:{folder.name}:{_dir_identity(folder)}:{self.options.dtype}"
-        self._lock = threading.Lock()
-        # One dedicated thread for all calls: torch's OpenMP workers belong to the calling
-        # thread, and a second caller thread means a second team fighting for the cores.
-        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="hf")
+        super().__init__()
         self._model: Any = None
         self._tok: Any = None
 
@@ -253,8 +244,6 @@ class HFModel(BaseBackend):
         choices = validate_choices(choices)
         return await self._run(self._score_sync, messages, choices, prefill)
 
-    async def _run(self, fn: Callable[..., T], *args: Any) -> T:
-        return await asyncio.get_running_loop().run_in_executor(self._executor, fn, *args)
 
     def _score_sync(self, messages: Sequence[Message], choices: list[str],
                     prefill: str) -> ChoiceScores:

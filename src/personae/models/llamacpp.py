@@ -8,34 +8,29 @@ only created when a request asks for logprobs.
 
 from __future__ import annotations
 
-import asyncio
 import math
 import os
-import threading
 import time
-from collections.abc import Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict
 
 from personae.errors import InputError, RunError
 from personae.models.base import (
-    BaseBackend,
     Capability,
     ChatParams,
     ChoiceScores,
     Completion,
+    InProcessBackend,
     Message,
     TokenLogprob,
     validate_choices,
 )
 from personae.models.bundled import bundled_gguf_path, file_sha256
 from personae.models.options import parse_options
-
-T = TypeVar("T")
 
 
 class LlamaCppOptions(BaseModel):
@@ -47,7 +42,7 @@ class LlamaCppOptions(BaseModel):
     verbose: bool = False
 
 
-class LlamaCppModel(BaseBackend):
+class LlamaCppModel(InProcessBackend):
     """A GGUF model on llama-cpp-python.
 
     >>> sorted(c.value for c in LlamaCppModel("bundled").capabilities)
@@ -56,8 +51,6 @@ class LlamaCppModel(BaseBackend):
 
     backend = "llamacpp"
     capabilities = frozenset({Capability.CHAT, Capability.LOGPROBS, Capability.SCORE_CHOICES})
-    max_concurrency = 1
-    retry_timeouts = False
 
     def __init__(self, path: str = "bundled", **options: Any) -> None:
         self.options = parse_options(LlamaCppOptions, self.backend, options)
@@ -69,11 +62,7 @@ class LlamaCppModel(BaseBackend):
                 raise InputError(f"{self.path}: not a GGUF file")
         self.name = "bundled" if path == "bundled" else self.path.stem
         self.identity = f"llamacpp:{self.path.name}:{file_sha256(self.path)[:16]}"
-        self._lock = threading.Lock()
-        # Every call runs on this one thread. llama.cpp's compute threads are tied to the
-        # calling thread; hopping between asyncio.to_thread's pool threads cost about 30 %
-        # of generation speed (benchmarks/runtime.py: 84 vs 118 tokens/s).
-        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="llamacpp")
+        super().__init__()
         self._llm: Any = None
         self._llm_logprobs: Any = None
 
@@ -153,8 +142,6 @@ class LlamaCppModel(BaseBackend):
         choices = validate_choices(choices)
         return await self._run(self._score_sync, messages, choices, prefill)
 
-    async def _run(self, fn: Callable[..., T], *args: Any) -> T:
-        return await asyncio.get_running_loop().run_in_executor(self._executor, fn, *args)
 
     def _score_sync(self, messages: Sequence[Message], choices: list[str],
                     prefill: str) -> ChoiceScores:
