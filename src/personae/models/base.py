@@ -182,6 +182,17 @@ class Model(Protocol):
     async def aclose(self) -> None: ...
 
 
+def require_capability(model: Model, capability: Capability) -> None:
+    """Raise `CapabilityError` naming the backends that have ``capability`` if ``model``
+    lacks it."""
+    if capability not in model.capabilities:
+        raise CapabilityError(
+            f"model {model.identity!r} ({model.backend} backend) lacks the "
+            f"{capability.value!r} capability; backends that have it: "
+            + ", ".join(backends_with(capability))
+        )
+
+
 class BaseBackend:
     """Shared defaults: capability errors that say who has it, sequential batching."""
 
@@ -195,12 +206,7 @@ class BaseBackend:
     retry_timeouts = True
 
     def require(self, capability: Capability) -> None:
-        if capability not in self.capabilities:
-            raise CapabilityError(
-                f"model {self.identity!r} ({self.backend} backend) lacks the "
-                f"{capability.value!r} capability; backends that have it: "
-                + ", ".join(backends_with(capability))
-            )
+        require_capability(self, capability)
 
     async def chat(self, messages: Sequence[Message], params: ChatParams) -> Completion:
         raise NotImplementedError

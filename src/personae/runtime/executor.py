@@ -22,6 +22,7 @@ from personae.models.base import (
     Model,
     TransientModelError,
     request_key,
+    require_capability,
 )
 from personae.runtime.cache import ResponseCache
 from personae.runtime.progress import ProgressReporter
@@ -192,7 +193,7 @@ class Runner:
         if not misses:
             return results
         if any(r.request.params.top_logprobs for r, _ in misses):
-            self.model.require(Capability.LOGPROBS)
+            require_capability(self.model, Capability.LOGPROBS)
         pairs = [(r.request.messages, r.request.params) for r, _ in misses]
 
         async def call() -> list[Completion]:
