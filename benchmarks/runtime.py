@@ -271,26 +271,28 @@ def worker_llama_direct(k: int, max_tokens: int) -> dict[str, Any]:
     return {"completion_tokens": tokens, "wall_s": time.perf_counter() - t}
 
 
+async def _runner_pass(model: Any, requests: list[ChatRequest], label: str) -> dict[str, Any]:
+    """One warm-up request (its time includes loading the model), then every request
+    through a fresh Runner without cache, timed."""
+    t = time.perf_counter()
+    await Runner(model, cache=None, concurrency=1, progress="off").run_chats(requests[:1])
+    warm_s = time.perf_counter() - t
+    runner = Runner(model, cache=None, concurrency=1, progress="off")
+    t = time.perf_counter()
+    results = await runner.run_chats(requests)
+    wall = time.perf_counter() - t
+    bad = [r.error for r in results if not r.ok]
+    if bad:
+        raise RuntimeError(f"{label} failed: {bad[0]}")
+    return {"completion_tokens": sum(r.completion.completion_tokens
+                                     for r in results if r.completion),
+            "wall_s": wall, "model_calls": runner.stats.model_calls, "warm_s": warm_s}
+
+
 def worker_llama_personae(k: int, max_tokens: int) -> dict[str, Any]:
     """The same requests through load_model("bundled") and a Runner without cache."""
     requests = _chat_requests(k, max_tokens)
-    model = load_model("bundled")
-
-    async def go() -> dict[str, Any]:
-        warm = Runner(model, cache=None, concurrency=1, progress="off")
-        await warm.run_chats(requests[:1])  # warm-up, as for the direct baseline
-        runner = Runner(model, cache=None, concurrency=1, progress="off")
-        t = time.perf_counter()
-        results = await runner.run_chats(requests)
-        wall = time.perf_counter() - t
-        bad = [r.error for r in results if not r.ok]
-        if bad:
-            raise RuntimeError(f"bundled failed: {bad[0]}")
-        return {"completion_tokens": sum(r.completion.completion_tokens
-                                         for r in results if r.completion),
-                "wall_s": wall, "model_calls": runner.stats.model_calls}
-
-    return asyncio.run(go())
+    return asyncio.run(_runner_pass(load_model("bundled"), requests, "bundled"))
 
 
 def bench_llamacpp(k: int, max_tokens: int, rounds: int) -> dict[str, Any]:
@@ -319,25 +321,12 @@ def bench_llamacpp(k: int, max_tokens: int, rounds: int) -> dict[str, Any]:
 def worker_hf(k: int, max_tokens: int, batch_size: int) -> dict[str, Any]:
     requests = _chat_requests(k, max_tokens)
     model = load_model("hf:bundled", batch_size=batch_size)
-
-    async def go() -> dict[str, Any]:
-        t = time.perf_counter()
-        await Runner(model, cache=None, concurrency=1, progress="off").run_chats(requests[:1])
-        load_s = time.perf_counter() - t  # loading (the first time ever: GGUF conversion)
-        runner = Runner(model, cache=None, concurrency=1, progress="off")
-        t = time.perf_counter()
-        results = await runner.run_chats(requests)
-        wall = time.perf_counter() - t
-        bad = [r.error for r in results if not r.ok]
-        if bad:
-            raise RuntimeError(f"hf:bundled failed: {bad[0]}")
-        tokens = sum(r.completion.completion_tokens for r in results if r.completion)
-        return {"batch_size": batch_size, "model_calls": runner.stats.model_calls,
-                "completion_tokens": tokens, "wall_s": round(wall, 3),
-                "tokens_per_s": round(tokens / wall, 1),
-                "first_call_with_load_s": round(load_s, 2)}
-
-    return asyncio.run(go())
+    r = asyncio.run(_runner_pass(model, requests, "hf:bundled"))
+    return {"batch_size": batch_size, "model_calls": r["model_calls"],
+            "completion_tokens": r["completion_tokens"], "wall_s": round(r["wall_s"], 3),
+            "tokens_per_s": round(r["completion_tokens"] / r["wall_s"], 1),
+            # the warm-up includes loading (the first time ever: the GGUF conversion)
+            "first_call_with_load_s": round(r["warm_s"], 2)}
 
 
 def bench_hf(k: int, max_tokens: int) -> dict[str, Any]:

@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 
 from pydantic import ValidationError
 
-from personae.errors import InputError
+from personae.errors import InputError, describe_validation
 from personae.models.base import ChatParams, Message, Model
 from personae.models.spec import load_model, parse_model_spec
 from personae.persona.render import Template, load_template
@@ -49,10 +49,11 @@ class ChatSession:
         timeout_s: float = 300.0,
     ) -> ChatSession:
         if isinstance(model, str):
+            parsed = parse_model_spec(model)
             options = {}
-            if api_key_env is not None and parse_model_spec(model).backend == "openai":
+            if api_key_env is not None and parsed.backend == "openai":
                 options["api_key_env"] = api_key_env
-            backend = load_model(model, **options)
+            backend = load_model(parsed, **options)
             spec = model
         else:
             backend, spec = model, model.identity
@@ -62,8 +63,7 @@ class ChatSession:
         try:
             params = ChatParams(max_tokens=max_tokens, temperature=temperature, seed=seed)
         except ValidationError as exc:
-            err = exc.errors()[0]
-            raise InputError(f"{err['loc'][0]}: {err['msg']} (got {err.get('input')!r})") from None
+            raise InputError(describe_validation(exc)) from None
         return cls(persona, tpl.render(persona), runner, params, spec)
 
     def messages(self, text: str) -> list[Message]:

@@ -54,13 +54,17 @@ def _root(
         raise typer.Exit()
 
 
+def _by_id(personas: list[Persona], ref: str, persona_id: str) -> Persona:
+    for p in personas:
+        if p.id == persona_id:
+            return p
+    raise InputError(f"{ref}: no persona with id {persona_id!r}")
+
+
 def _pick_persona(ref: str, persona_id: str | None, fmt: str) -> Persona:
     personas = resolve_personas(ref, format=fmt)
     if persona_id:
-        for p in personas:
-            if p.id == persona_id:
-                return p
-        raise InputError(f"{ref}: no persona with id {persona_id!r}")
+        return _by_id(personas, ref, persona_id)
     if len(personas) > 1:
         ids = ", ".join(p.id for p in personas[:4])
         raise InputError(f"{ref} holds {len(personas)} personas; choose one with --persona-id "
@@ -169,7 +173,7 @@ def personas_render(
     tpl = load_template(template)
     personas = resolve_personas(file, format=persona_format)
     if persona_id:
-        personas = [_pick_persona(file, persona_id, persona_format)]
+        personas = [_by_id(personas, file, persona_id)]
     for i, p in enumerate(personas):
         if len(personas) > 1:
             typer.echo(f"{'' if i == 0 else chr(10)}### {p.id}")

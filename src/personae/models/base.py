@@ -137,8 +137,16 @@ class ChoiceScores(BaseModel):
                    logprobs=list(logprobs), coverage=min(coverage, 1.0))
 
 
-def messages_from(items: Sequence[Message | dict[str, str]]) -> list[Message]:
-    return [m if isinstance(m, Message) else Message(**m) for m in items]
+def logprobs_from_openai(raw: Any) -> list[TokenLogprob] | None:
+    """``choices[0].logprobs`` of an OpenAI-format chat completion (plain JSON, as the
+    openai backend and llama-cpp-python both return it) as `TokenLogprob` items."""
+    content = raw.get("content") if isinstance(raw, dict) else None
+    if not content:
+        return None
+    return [TokenLogprob(token=t["token"], logprob=float(t["logprob"]),
+                         top={x["token"]: float(x["logprob"])
+                              for x in (t.get("top_logprobs") or [])})
+            for t in content]
 
 
 def request_key(identity: str, messages: Sequence[Message], params: ChatParams,

@@ -23,7 +23,7 @@ from pydantic import BaseModel, ConfigDict
 
 from personae.errors import InputError, RunError
 from personae.models.base import (
-    Capability,
+    BACKEND_CAPABILITIES,
     ChatParams,
     ChoiceScores,
     Completion,
@@ -117,8 +117,7 @@ class HFModel(InProcessBackend):
     """
 
     backend = "hf"
-    capabilities = frozenset({Capability.CHAT, Capability.LOGPROBS, Capability.SCORE_CHOICES,
-                              Capability.HIDDEN_STATES, Capability.BATCH})
+    capabilities = BACKEND_CAPABILITIES["hf"]
 
     def __init__(self, path: str = "bundled", **options: Any) -> None:
         self.options = parse_options(HFOptions, self.backend, options)

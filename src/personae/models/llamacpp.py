@@ -20,13 +20,13 @@ from pydantic import BaseModel, ConfigDict
 
 from personae.errors import InputError, RunError
 from personae.models.base import (
-    Capability,
+    BACKEND_CAPABILITIES,
     ChatParams,
     ChoiceScores,
     Completion,
     InProcessBackend,
     Message,
-    TokenLogprob,
+    logprobs_from_openai,
     validate_choices,
 )
 from personae.models.bundled import bundled_gguf_path, file_sha256
@@ -50,7 +50,7 @@ class LlamaCppModel(InProcessBackend):
     """
 
     backend = "llamacpp"
-    capabilities = frozenset({Capability.CHAT, Capability.LOGPROBS, Capability.SCORE_CHOICES})
+    capabilities = BACKEND_CAPABILITIES["llamacpp"]
 
     def __init__(self, path: str = "bundled", **options: Any) -> None:
         self.options = parse_options(LlamaCppOptions, self.backend, options)
@@ -116,7 +116,7 @@ class LlamaCppModel(InProcessBackend):
             finish_reason=choice.get("finish_reason") or "stop",
             prompt_tokens=out["usage"]["prompt_tokens"],
             completion_tokens=out["usage"]["completion_tokens"],
-            logprobs=_logprobs(choice.get("logprobs")),
+            logprobs=logprobs_from_openai(choice.get("logprobs")),
             model=self.identity,
             latency_s=time.perf_counter() - start,
         )
@@ -185,12 +185,3 @@ class LlamaCppModel(InProcessBackend):
             llm._requires_eval = True  # our evals changed the logits: generation must replay
         return ChoiceScores.from_logprobs(choices, scores)
 
-
-def _logprobs(raw: dict[str, Any] | None) -> list[TokenLogprob] | None:
-    if not raw or not raw.get("content"):
-        return None
-    return [
-        TokenLogprob(token=t["token"], logprob=float(t["logprob"]),
-                     top={x["token"]: float(x["logprob"]) for x in t.get("top_logprobs") or []})
-        for t in raw["content"]
-    ]

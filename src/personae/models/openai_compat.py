@@ -32,14 +32,14 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from personae.errors import CapabilityError, InputError, RunError
 from personae.models.base import (
+    BACKEND_CAPABILITIES,
     BaseBackend,
-    Capability,
     ChatParams,
     ChoiceScores,
     Completion,
     Message,
-    TokenLogprob,
     TransientModelError,
+    logprobs_from_openai,
     validate_choices,
 )
 from personae.models.options import parse_options
@@ -68,7 +68,7 @@ class OpenAIModel(BaseBackend):
     """
 
     backend = "openai"
-    capabilities = frozenset({Capability.CHAT, Capability.LOGPROBS, Capability.SCORE_CHOICES})
+    capabilities = BACKEND_CAPABILITIES["openai"]
 
     def __init__(self, model: str, *, base_url: str | None = None, **options: Any) -> None:
         self.options = parse_options(OpenAIOptions, self.backend, options)
@@ -77,6 +77,7 @@ class OpenAIModel(BaseBackend):
         self.max_concurrency = self.options.concurrency
         self.rate_limit = self.options.rate_limit
         self.identity = f"openai:{model}@{base_url or 'api.openai.com'}"
+        self.where = base_url or "the OpenAI API"  # how error messages name the server
         key = os.environ.get(self.options.api_key_env)
         if not key:
             if base_url is None:
@@ -101,7 +102,7 @@ class OpenAIModel(BaseBackend):
         as `TransientModelError` (worth a retry) or `RunError` (not)."""
         import openai
 
-        where = self.base_url or "the OpenAI API"
+        where = self.where
         if not self._clients:
             self._make_clients()
         # The least busy client, so each pool holds about its share of the connections
@@ -142,7 +143,7 @@ class OpenAIModel(BaseBackend):
     async def chat(self, messages: Sequence[Message], params: ChatParams) -> Completion:
         start = time.perf_counter()
         kwargs: dict[str, Any] = {
-            "messages": [{"role": m.role, "content": m.content} for m in messages],
+            "messages": _wire(messages),
             "max_tokens": params.max_tokens, "temperature": params.temperature,
             "top_p": params.top_p, "seed": params.effective_seed,
         }
@@ -151,7 +152,7 @@ class OpenAIModel(BaseBackend):
         if params.top_logprobs:
             kwargs.update(logprobs=True, top_logprobs=params.top_logprobs)
         resp = await self._create(**kwargs)
-        where = self.base_url or "the OpenAI API"
+        where = self.where
         choice = _first_choice(resp)
         if choice is None:
             raise RunError(f"{where}: response has no choices")
@@ -162,7 +163,7 @@ class OpenAIModel(BaseBackend):
                 finish_reason=choice.get("finish_reason") or "stop",
                 prompt_tokens=usage.get("prompt_tokens") or 0,
                 completion_tokens=usage.get("completion_tokens") or 0,
-                logprobs=_logprobs(choice.get("logprobs")),
+                logprobs=logprobs_from_openai(choice.get("logprobs")),
                 model=self.identity,
                 latency_s=time.perf_counter() - start,
             )
@@ -185,23 +186,23 @@ class OpenAIModel(BaseBackend):
             raise CapabilityError("the openai backend cannot prefill the assistant turn; "
                                   "backends that can: llamacpp, hf")
         resp = await self._create(
-            messages=[{"role": m.role, "content": m.content} for m in messages],
+            messages=_wire(messages),
             max_tokens=1, temperature=0.0, logprobs=True, top_logprobs=20)
         first = _first_choice(resp)
         try:
-            lp = _logprobs(first.get("logprobs")) if first is not None else None
+            lp = logprobs_from_openai(first.get("logprobs")) if first is not None else None
         except (AttributeError, KeyError, TypeError, ValueError) as exc:
-            raise RunError(f"{self.base_url or 'the OpenAI API'}: malformed logprobs "
+            raise RunError(f"{self.where}: malformed logprobs "
                            f"({type(exc).__name__}: {exc})") from None
         if not lp:
-            raise RunError(f"{self.base_url or 'the OpenAI API'}: the server returned no "
+            raise RunError(f"{self.where}: the server returned no "
                            "logprobs; score_choices needs a server that supports them")
         top = lp[0].top or {lp[0].token: lp[0].logprob}
         scores = []
         for choice in choices:
             matches = [v for t, v in top.items() if t.strip() == choice.strip()]
             scores.append(max(matches) if matches else -math.inf)
-        return ChoiceScores.from_logprobs(choices, scores)
+        return ChoiceScores.fromlogprobs_from_openai(choices, scores)
 
     async def aclose(self) -> None:
         clients, self._clients, self._in_flight = self._clients, [], []
@@ -209,22 +210,15 @@ class OpenAIModel(BaseBackend):
             await client.close()
 
 
+def _wire(messages: Sequence[Message]) -> list[dict[str, str]]:
+    return [{"role": m.role, "content": m.content} for m in messages]
+
+
 def _first_choice(resp: dict[str, Any]) -> dict[str, Any] | None:
     choices = resp.get("choices")
     if isinstance(choices, list) and choices and isinstance(choices[0], dict):
         return choices[0]
     return None
-
-
-def _logprobs(raw: Any) -> list[TokenLogprob] | None:
-    """``choices[0].logprobs`` of a chat completion, in plain JSON, as `TokenLogprob` items."""
-    content = raw.get("content") if isinstance(raw, dict) else None
-    if not content:
-        return None
-    return [TokenLogprob(token=t["token"], logprob=float(t["logprob"]),
-                         top={x["token"]: float(x["logprob"])
-                              for x in (t.get("top_logprobs") or [])})
-            for t in content]
 
 
 def _cause(exc: BaseException) -> str:

@@ -7,7 +7,7 @@ from typing import Any, TypeVar
 
 from pydantic import BaseModel, ValidationError
 
-from personae.errors import InputError
+from personae.errors import InputError, describe_validation
 
 T = TypeVar("T", bound=BaseModel)
 
@@ -21,7 +21,4 @@ def parse_options(cls: type[T], backend: str, options: Mapping[str, Any]) -> T:
     try:
         return cls.model_validate(dict(options))
     except ValidationError as exc:
-        err = exc.errors()[0]
-        key = ".".join(str(p) for p in err["loc"])
-        got = err.get("input")
-        raise InputError(f"{backend} option {key}: {err['msg']} (got {got!r})") from None
+        raise InputError(f"{backend} option {describe_validation(exc)}") from None

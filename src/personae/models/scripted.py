@@ -25,10 +25,10 @@ from typing import Any
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from personae.errors import InputError
+from personae.errors import InputError, describe_validation
 from personae.models.base import (
+    BACKEND_CAPABILITIES,
     BaseBackend,
-    Capability,
     ChatParams,
     ChoiceScores,
     Completion,
@@ -84,7 +84,7 @@ class ScriptedModel(BaseBackend):
     """
 
     backend = "scripted"
-    capabilities = frozenset({Capability.CHAT, Capability.SCORE_CHOICES, Capability.BATCH})
+    capabilities = BACKEND_CAPABILITIES["scripted"]
 
     def __init__(
         self,
@@ -135,9 +135,7 @@ class ScriptedModel(BaseBackend):
         try:
             script = ScriptFile.model_validate(loaded)
         except ValidationError as exc:
-            err = exc.errors()[0]
-            where = ".".join(str(p) for p in err["loc"]) or "file"
-            raise InputError(f"{path}: {where}: {err['msg']}") from None
+            raise InputError(f"{path}: {describe_validation(exc, whole='file')}") from None
         replies = script.replies or (["OK."] if script.rules else [])
         if not replies:
             raise InputError(f"{path}: a scripted model needs 'replies' or 'rules'")

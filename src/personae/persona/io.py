@@ -16,7 +16,7 @@ from typing import Any
 import yaml
 from pydantic import ValidationError
 
-from personae.errors import InputError
+from personae.errors import InputError, describe_validation
 from personae.persona.importers import FORMATS, IMPORTERS, FormatError, detect_format
 from personae.persona.schema import Persona, Population
 
@@ -160,16 +160,9 @@ def _detect(rec: _Record, where: str) -> str:
 
 
 def _describe_validation(exc: ValidationError, fields: dict[str, Any]) -> str:
-    err = exc.errors()[0]
-    loc = ".".join(str(p) for p in err["loc"]) or "persona"
-    msg = err["msg"].removeprefix("Value error, ")
     label = fields.get("id") or fields.get("name")
     prefix = f"persona {label!r}: " if label else ""
-    got = ""
-    if err["loc"] and err.get("input") is not None and not isinstance(err["input"], dict | list):
-        got = f" (got {err['input']!r})"
-    more = f" (+{exc.error_count() - 1} more)" if exc.error_count() > 1 else ""
-    return f"{prefix}{loc}: {msg}{got}{more}"
+    return prefix + describe_validation(exc, whole="persona")
 
 
 def _read_text(path: Path) -> str:
