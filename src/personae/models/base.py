@@ -259,6 +259,14 @@ class InProcessBackend(BaseBackend):
     async def _run(self, fn: Callable[..., T], *args: Any) -> T:
         return await asyncio.get_running_loop().run_in_executor(self._executor, fn, *args)
 
+    async def score_choices(self, messages: Sequence[Message], choices: Sequence[str], *,
+                            prefill: str = "") -> ChoiceScores:
+        return await self._run(self._score_sync, messages, validate_choices(choices), prefill)
+
+    def _score_sync(self, messages: Sequence[Message], choices: list[str],
+                    prefill: str) -> ChoiceScores:
+        raise NotImplementedError
+
 
 class TransientModelError(RunError):
     """A failure worth retrying: rate limit, 5xx, connection error, timeout."""

@@ -30,7 +30,6 @@ from personae.models.base import (
     InProcessBackend,
     Message,
     TokenLogprob,
-    validate_choices,
 )
 from personae.models.bundled import bundled_gguf_path, cache_dir, file_sha256
 from personae.models.options import parse_options
@@ -237,12 +236,6 @@ class HFModel(InProcessBackend):
                 latency_s=elapsed,
             ))
         return results
-
-    async def score_choices(self, messages: Sequence[Message], choices: Sequence[str], *,
-                            prefill: str = "") -> ChoiceScores:
-        choices = validate_choices(choices)
-        return await self._run(self._score_sync, messages, choices, prefill)
-
 
     def _score_sync(self, messages: Sequence[Message], choices: list[str],
                     prefill: str) -> ChoiceScores:

@@ -27,7 +27,6 @@ from personae.models.base import (
     InProcessBackend,
     Message,
     logprobs_from_openai,
-    validate_choices,
 )
 from personae.models.bundled import bundled_gguf_path, file_sha256
 from personae.models.options import parse_options
@@ -136,12 +135,6 @@ class LlamaCppModel(InProcessBackend):
             bos_token=vocab.token_get_text(vocab.token_bos()),
         )
         return fmt(messages=[m.model_dump() for m in messages]).prompt + prefill
-
-    async def score_choices(self, messages: Sequence[Message], choices: Sequence[str], *,
-                            prefill: str = "") -> ChoiceScores:
-        choices = validate_choices(choices)
-        return await self._run(self._score_sync, messages, choices, prefill)
-
 
     def _score_sync(self, messages: Sequence[Message], choices: list[str],
                     prefill: str) -> ChoiceScores:
