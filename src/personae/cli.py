@@ -226,6 +226,142 @@ def models() -> None:
     typer.echo("spec forms: " + ", ".join(SPEC_FORMS))
 
 
+JudgeOpt = Annotated[list[str] | None, typer.Option(
+    "--judge", "-j", help="Judge model spec; repeat for several judges (default: bundled).")]
+
+
+@app.command("eval")
+def eval_(
+    personas: Annotated[str | None, typer.Option(
+        "--personas", "-p", help="Persona file, 'sample', 'personagym' (default) or SET:ID.")] = None,
+    model: Annotated[str | None, typer.Option("--model", "-m", help="Subject model spec "
+                                              "(default: bundled).")] = None,
+    judge: JudgeOpt = None,
+    suite: Annotated[str | None, typer.Option(
+        "--suite", help="Comma-separated: fidelity, consistency, atomic (default: all).")] = None,
+    questions: Annotated[str | None, typer.Option(
+        "--questions", help="auto (benchmark-v1 where it has the persona, else generate), "
+        "benchmark-v1, generate, or a JSON file {task: [question, ...]}.")] = None,
+    per_task: Annotated[int | None, typer.Option(help="Questions per task and persona.")] = None,
+    limit: Annotated[int | None, typer.Option(help="Only the first N personas.")] = None,
+    preset: Annotated[str | None, typer.Option(
+        help="quick (a few minutes on a laptop) or standard; flags override it.")] = None,
+    out: Annotated[Path | None, typer.Option(
+        "--out", "-o", help="Run directory (default: personae-runs/eval-<settings digest>). "
+        "Re-running with the same settings resumes it.")] = None,
+    samples: Annotated[int | None, typer.Option(help="Responses per probe (atomic RC needs "
+                                                "2 or more).")] = None,
+    judge_batch: Annotated[int | None, typer.Option(
+        help="Rubrics per judge request (PersonaGym batches 5).")] = None,
+    max_tokens: Annotated[int | None, typer.Option(help="Subject reply length limit.")] = None,
+    concurrency: Annotated[int | None, typer.Option(help="Requests in flight per model.")] = None,
+    seed: Annotated[int | None, typer.Option(help="Sampling seed.")] = None,
+    no_cache: Annotated[bool, typer.Option("--no-cache", help="Always call the models.")] = False,
+) -> None:
+    """Measure how faithfully a model plays personas: PersonaGym fidelity, consistency (NLI),
+    atomic trait fidelity, judge reliability, and no-persona / assistant baselines."""
+    from personae.evals.config import build_config
+    from personae.evals.run import run_eval
+
+    config = build_config(
+        preset, personas=personas, model=model, judges=judge,
+        suites=[s.strip() for s in suite.split(",") if s.strip()] if suite is not None else None,
+        questions=questions, per_task=per_task, limit=limit, samples=samples,
+        judge_batch=judge_batch, max_tokens=max_tokens, concurrency=concurrency, seed=seed)
+    result = run_eval(config, out, use_cache=not no_cache)
+    _print_summary(result.summary)
+    typer.echo(f"report: {result.run_dir / 'report.html'}  (summary.json beside it; "
+               f"{result.model_calls} model calls, {result.cache_hits} from cache)", err=True)
+    if result.failures:
+        typer.echo(f"personae: error: {len(result.failures)} model calls failed (first: "
+                   f"{result.failures[0]}); re-run the same command to retry them", err=True)
+        raise typer.Exit(1)
+
+
+@app.command()
+def report(run_dir: Annotated[Path, typer.Argument(help="A run directory.")]) -> None:
+    """Rewrite RUN_DIR's summary.json and self-contained report.html from its records."""
+    from personae.evals.run import open_run, write_outputs
+
+    store, config = open_run(run_dir)
+    try:
+        summary = write_outputs(store, config)
+    finally:
+        store.close()
+    _print_summary(summary)
+    typer.echo(f"report: {run_dir / 'report.html'}", err=True)
+
+
+@app.command()
+def rescore(
+    run_dir: Annotated[Path, typer.Argument(help="A run directory.")],
+    judge: JudgeOpt = None,
+) -> None:
+    """Judge RUN_DIR's stored responses again with other judges, without regenerating them."""
+    from personae.evals.run import open_run, run_eval
+
+    if not judge:
+        raise InputError("rescore needs at least one --judge")
+    store, config = open_run(run_dir)
+    store.close()
+    result = run_eval(config.model_copy(update={"judges": list(dict.fromkeys(judge))}),
+                      run_dir, rescore=True)
+    _print_summary(result.summary)
+    typer.echo(f"report: {run_dir / 'report.html'}", err=True)
+    if result.failures:
+        raise typer.Exit(1)
+
+
+@app.command()
+def export(
+    run_dir: Annotated[Path, typer.Argument(help="A run directory.")],
+    fmt: Annotated[str, typer.Option("--format", help="jsonl or parquet.")] = "jsonl",
+    out: Annotated[Path | None, typer.Option("--out", "-o", help="Output directory "
+                                             "(default: RUN_DIR/export).")] = None,
+) -> None:
+    """Write every stored record (responses, judgements, NLI...) to JSONL or Parquet files."""
+    from personae.evals.run import open_run
+
+    store, _ = open_run(run_dir)
+    try:
+        paths = store.export(out or run_dir / "export", fmt)
+    finally:
+        store.close()
+    for path in paths:
+        typer.echo(str(path))
+
+
+def _print_summary(summary: dict) -> None:
+    from personae.stats import MetricValue
+
+    console = Console(stderr=True)
+    for w in summary.get("warnings", []):
+        console.print(f"[bold red]! {w}[/]")
+    mv = lambda d: str(MetricValue(**d)) if d else "—"  # noqa: E731
+    fid = summary.get("fidelity")
+    if fid:
+        table = Table(title="PersonaScore (1–5, mean [95% CI] n)")
+        table.add_column("task")
+        conds = list(fid["by_condition"])
+        for c in conds:
+            table.add_column(c)
+        for task in fid["tasks"]:
+            table.add_row(task, *(mv(fid["by_condition"][c]["tasks"].get(task)) for c in conds))
+        table.add_row("[bold]PersonaScore", *(mv(fid["by_condition"][c]["persona_score"])
+                                              for c in conds))
+        console.print(table)
+        for control, d in fid["deltas"].items():
+            console.print(f"persona − {control}: {mv(d['persona_score'])}")
+    cons = summary.get("consistency")
+    if cons:
+        console.print("C-score: " + ", ".join(f"{c} {mv(v)}"
+                                                for c, v in cons["by_condition"].items()))
+    rel = summary.get("reliability")
+    if rel:
+        colour = "green" if rel["reliable"] else "bold red"
+        console.print(f"[{colour}]judge reliability: {rel['verdict']}[/]")
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point: run the app and turn every error into one line and an exit code."""
     args = list(sys.argv[1:] if argv is None else argv)

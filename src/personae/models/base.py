@@ -128,7 +128,7 @@ class ChoiceScores(BaseModel):
         """Renormalise sequence log-likelihoods into probabilities over the set."""
         finite = [lp for lp in logprobs if math.isfinite(lp)]
         if not finite:
-            raise RunError("the model gave none of the choices any probability")
+            raise NoChoiceMassError("the model gave none of the choices any probability")
         peak = max(finite)
         weights = [math.exp(lp - peak) if math.isfinite(lp) else 0.0 for lp in logprobs]
         total = sum(weights)
@@ -266,6 +266,10 @@ class InProcessBackend(BaseBackend):
     def _score_sync(self, messages: Sequence[Message], choices: list[str],
                     prefill: str) -> ChoiceScores:
         raise NotImplementedError
+
+
+class NoChoiceMassError(RunError):
+    """The model's answer was outside the closed set: for a judgement, unparsable."""
 
 
 class TransientModelError(RunError):

@@ -195,19 +195,24 @@ class OpenAIModel(BaseBackend):
             raise RunError(f"{self.where}: malformed logprobs "
                            f"({type(exc).__name__}: {exc})") from None
         if not lp:
-            raise RunError(f"{self.where}: the server returned no "
-                           "logprobs; score_choices needs a server that supports them")
+            raise CapabilityError(f"{self.where}: the server returned no logprobs; "
+                                  "score_choices needs a server that supports them")
         top = lp[0].top or {lp[0].token: lp[0].logprob}
-        scores = []
-        for choice in choices:
-            matches = [v for t, v in top.items() if t.strip() == choice.strip()]
-            scores.append(max(matches) if matches else -math.inf)
-        return ChoiceScores.fromlogprobs_from_openai(choices, scores)
+        return ChoiceScores.from_logprobs(choices, [_first_token_logprob(top, c)
+                                                    for c in choices])
 
     async def aclose(self) -> None:
         clients, self._clients, self._in_flight = self._clients, [], []
         for client in clients:
             await client.close()
+
+
+def _first_token_logprob(top: dict[str, float], choice: str) -> float:
+    """The best logprob among first tokens that begin ``choice`` ("ent" for "entailment");
+    an exact match ("4" for "4") is the common case."""
+    want = choice.strip().lower()
+    matches = [v for t, v in top.items() if t.strip() and want.startswith(t.strip().lower())]
+    return max(matches) if matches else -math.inf
 
 
 def _wire(messages: Sequence[Message]) -> list[dict[str, str]]:

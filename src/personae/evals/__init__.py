@@ -1,0 +1,1 @@
+"""Evaluations: fidelity (PersonaGym-compatible), consistency, atomic fidelity, judge reliability."""

@@ -1,0 +1,116 @@
+"""The settings of an evaluation run, and the presets."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from personae.errors import InputError
+from personae.evals.personagym import TASKS
+
+SUITES: tuple[str, ...] = ("fidelity", "consistency", "atomic")
+# The persona itself plus the two controls every eval runs on the same probes.
+CONDITIONS: tuple[str, ...] = ("persona", "no_persona", "assistant")
+ASSISTANT_PROMPT = "You are a helpful assistant."
+
+
+class EvalConfig(BaseModel):
+    """Everything that decides what an eval run computes.
+
+    >>> EvalConfig(suites=["fidelity"]).judges
+    ['bundled']
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    personas: str = "personagym"
+    model: str = "bundled"
+    judges: list[str] = Field(default_factory=lambda: ["bundled"])
+    suites: list[str] = Field(default_factory=lambda: list(SUITES))
+    questions: str = "auto"  # auto | benchmark-v1 | generate | FILE
+    tasks: list[str] = Field(default_factory=lambda: list(TASKS))
+    per_task: int = Field(default=2, ge=1, le=100)
+    limit: int | None = Field(default=None, ge=1)
+    template: str = "card"
+    samples: int = Field(default=1, ge=1, le=20)
+    seed: int = 0
+    temperature: float = Field(default=0.7, ge=0, le=2)
+    max_tokens: int = Field(default=256, ge=1)
+    judge_temperature: float = Field(default=0.0, ge=0, le=2)
+    judge_max_tokens: int = Field(default=384, ge=1)
+    judge_batch: int = Field(default=1, ge=1, le=10)
+    reliability_sample: int = Field(default=20, ge=0)
+    role_options: int = Field(default=4, ge=2, le=10)
+    max_facts: int = Field(default=8, ge=1)
+    concurrency: int | None = Field(default=None, ge=1)
+    progress: Literal["auto", "bar", "lines", "off"] = "auto"
+
+    @field_validator("suites")
+    @classmethod
+    def _known_suites(cls, v: list[str]) -> list[str]:
+        unknown = [s for s in v if s not in SUITES]
+        if unknown or not v:
+            raise ValueError(f"unknown suite {', '.join(map(repr, unknown)) or '(none)'}; "
+                             f"choose from {', '.join(SUITES)}")
+        return list(dict.fromkeys(v))
+
+    @field_validator("tasks")
+    @classmethod
+    def _known_tasks(cls, v: list[str]) -> list[str]:
+        unknown = [t for t in v if t not in TASKS]
+        if unknown or not v:
+            raise ValueError(f"unknown task {', '.join(map(repr, unknown)) or '(none)'}; "
+                             f"choose from {', '.join(TASKS)}")
+        return list(dict.fromkeys(v))
+
+    @field_validator("judges")
+    @classmethod
+    def _some_judge(cls, v: list[str]) -> list[str]:
+        if not v:
+            raise ValueError("at least one --judge is needed")
+        return list(dict.fromkeys(v))
+
+    def identity(self, personas_digest: str) -> dict[str, Any]:
+        """The settings a stored run must share with this one to be resumed by it.
+
+        ``limit``, concurrency and progress are left out: a larger limit extends a run, and
+        how fast it goes does not change what it computes.
+        """
+        data = self.model_dump(exclude={"limit", "concurrency", "progress"})
+        data["personas_digest"] = personas_digest
+        return data
+
+    def digest(self) -> str:
+        blob = json.dumps(self.model_dump(exclude={"concurrency", "progress"}), sort_keys=True)
+        return hashlib.sha256(blob.encode()).hexdigest()[:10]
+
+
+# "quick": the README's first command. Finishes in a few minutes on 2 cores with the bundled
+# 135M model as subject and judge; the numbers it prints are a demonstration, not evidence.
+PRESETS: dict[str, dict[str, Any]] = {
+    "quick": {"personas": "personagym", "limit": 2, "per_task": 1, "max_tokens": 96,
+              "judge_max_tokens": 160, "reliability_sample": 6, "max_facts": 3,
+              "suites": ["fidelity", "consistency"]},
+    "standard": {"personas": "personagym", "limit": 20, "per_task": 2},
+}
+
+
+def build_config(preset: str | None, **given: Any) -> EvalConfig:
+    """A preset's settings overlaid with what the user gave (None means not given)."""
+    base: dict[str, Any] = {}
+    if preset is not None:
+        if preset not in PRESETS:
+            raise InputError(f"unknown preset {preset!r}; choose from {', '.join(PRESETS)}")
+        base = dict(PRESETS[preset])
+    base.update({k: v for k, v in given.items() if v is not None})
+    from pydantic import ValidationError
+
+    from personae.errors import describe_validation
+
+    try:
+        return EvalConfig(**base)
+    except ValidationError as exc:
+        raise InputError(describe_validation(exc, whole="eval settings")) from None

@@ -1,0 +1,476 @@
+"""The eval run: personas × probes × conditions on a subject model, then judges.
+
+Stages run one after another (probes, responses, score examples, rubric grading, reliability
+checks, NLI, atomic judgements); inside a stage, calls run concurrently through the runtime's
+`Runner` (cache, retries, backpressure). Each completed call is written to the run store
+before more work is scheduled, under a key naming what produced it, and every stage first
+drops the keys already stored. Re-running the same command therefore resumes where a killed
+run stopped, and a finished run makes no model calls at all.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+import random
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from personae.errors import CapabilityError, InputError, RunError
+from personae.evals import atomic, consistency, personagym, reliability
+from personae.evals.config import ASSISTANT_PROMPT, CONDITIONS, EvalConfig
+from personae.evals.probes import Probe, benchmark_probes, load_question_file, make_probes
+from personae.models import (
+    Capability,
+    ChatParams,
+    ChoiceScores,
+    Completion,
+    Message,
+    Model,
+    load_model,
+)
+from personae.models.base import NoChoiceMassError
+from personae.persona import Persona, render_system_prompt
+from personae.persona.sample import resolve_personas
+from personae.runtime import ChatRequest, ResponseCache, Runner
+from personae.runtime.progress import ProgressReporter
+from personae.runtime.store import RunStore
+
+Records = list[tuple[str, str, dict[str, Any]]]
+
+
+@dataclass
+class ChatJob:
+    """One model call and how to turn its completion into stored records."""
+
+    keys: list[tuple[str, str]]
+    messages: list[Message]
+    params: ChatParams
+    records: Callable[[Completion], Records]
+
+
+@dataclass
+class ClosedJob:
+    """A closed-set judgement (an NLI label, a persona letter): read from `score_choices`
+    where the judge has it, else generated and parsed. ``field`` of the record gets the
+    chosen value (None when the answer is outside the set: counted as unparsable)."""
+
+    kind: str
+    key: str
+    messages: list[Message]
+    choices: list[str]
+    base: dict[str, Any]
+    field: str
+    from_scores: Callable[[ChoiceScores], Any]
+    from_text: Callable[[str], Any]
+
+
+@dataclass
+class Outcome:
+    model_calls: int = 0
+    cache_hits: int = 0
+    failures: list[str] = field(default_factory=list)
+
+
+def personas_digest(personas: Sequence[Persona]) -> str:
+    blob = "\n".join(f"{p.id}:{p.content_hash()}" for p in personas)
+    return hashlib.sha256(blob.encode()).hexdigest()[:16]
+
+
+def load_run_personas(config: EvalConfig) -> tuple[list[Persona], str]:
+    """The personas of a run (after ``limit``) and the digest of the whole set."""
+    personas = resolve_personas(config.personas)
+    if not personas:
+        raise InputError(f"{config.personas}: no personas")
+    return personas[: config.limit], personas_digest(personas)
+
+
+def describe(persona: Persona) -> str:
+    """The persona as judges see it: its one-line description, with its name in front."""
+    text = persona.describe()
+    if persona.name and persona.name not in text:
+        return f"{persona.name}: {text}"
+    return text
+
+
+def response_key(probe: Probe, condition: str, sample: int = 0) -> str:
+    return f"{probe.id}|{condition}|{sample}"
+
+
+class EvalRun:
+    """One eval run bound to its store. ``await run()`` does (or finishes) the work."""
+
+    def __init__(self, config: EvalConfig, store: RunStore, *,
+                 cache: ResponseCache | None = None,
+                 models: dict[str, Model] | None = None, rescore: bool = False) -> None:
+        self.config = config
+        self.store = store
+        self.cache = cache
+        self.rescore = rescore
+        self.personas, digest = load_run_personas(config)
+        if rescore:
+            # New judges over stored responses: the run now reports these judges.
+            store.set_meta("config", json.dumps(config.identity(digest), sort_keys=True))
+        else:
+            store.bind_config(config.identity(digest))
+        self.by_id = {p.id: p for p in self.personas}
+        self._models: dict[str, Model] = dict(models or {})
+        self.outcome = Outcome()
+        self.question_file = (load_question_file(config.questions)
+                              if config.questions not in ("auto", "benchmark-v1", "generate")
+                              else None)
+        self.subject_params = ChatParams(temperature=config.temperature,
+                                         max_tokens=config.max_tokens, seed=config.seed)
+        self.judge_params = ChatParams(temperature=config.judge_temperature,
+                                       max_tokens=config.judge_max_tokens, seed=config.seed)
+
+    # -- models --------------------------------------------------------------------------
+    def model(self, spec: str) -> Model:
+        if spec not in self._models:  # subject and judge share one instance when equal
+            self._models[spec] = load_model(spec)
+        return self._models[spec]
+
+    @property
+    def judge(self) -> str:
+        """The judge that writes score examples, NLI, role and atom judgements."""
+        return self.config.judges[0]
+
+    async def aclose(self) -> None:
+        for m in self._models.values():
+            await m.aclose()
+
+    # -- stage runners -------------------------------------------------------------------
+    async def chat_stage(self, label: str, spec: str, jobs: Iterable[ChatJob]) -> None:
+        todo = [j for j in jobs if not all(self.store.get(k, key) for k, key in j.keys)]
+        if not todo:
+            return
+        runner = Runner(self.model(spec), cache=self.cache, concurrency=self.config.concurrency,
+                        progress=self.config.progress, label=label)
+        requests = (ChatRequest(tuple(j.messages), j.params, tag=j) for j in todo)
+        async for result in runner.iter_chats(requests, total=len(todo)):
+            if result.completion is None:
+                self.outcome.failures.append(f"{label}: {result.error}")
+                continue
+            job: ChatJob = result.request.tag  # type: ignore[assignment]
+            for kind, key, data in job.records(result.completion):
+                self.store.put(kind, key, data)
+        self.outcome.model_calls += runner.stats.model_calls
+        self.outcome.cache_hits += runner.stats.cache_hits
+
+    async def closed_stage(self, label: str, spec: str, jobs: list[ClosedJob]) -> None:
+        todo = [j for j in jobs if self.store.get(j.kind, j.key) is None]
+        if todo and Capability.SCORE_CHOICES in self.model(spec).capabilities:
+            todo = await self.score_stage(label, spec, todo)
+        params = self.judge_params.model_copy(update={"max_tokens": 16})
+        await self.chat_stage(label, spec, (
+            ChatJob([(j.kind, j.key)], j.messages, params,
+                    lambda c, j=j: [(j.kind, j.key, {**j.base, j.field: j.from_text(c.text),
+                                                     "raw": c.text})])
+            for j in todo))
+
+    async def score_stage(self, label: str, spec: str, todo: list[ClosedJob]) -> list[ClosedJob]:
+        """Score ``todo`` through `score_choices`; returns the jobs left for generation when
+        the server turns out to give no logprobs."""
+        runner = Runner(self.model(spec), concurrency=self.config.concurrency, progress="off",
+                        label=label)
+        reporter = ProgressReporter(label, len(todo), mode=self.config.progress)
+        pending = iter(todo)
+        unscored: list[ClosedJob] = []
+
+        async def worker() -> None:
+            for job in pending:  # one shared iterator: each job goes to exactly one worker
+                if unscored:
+                    unscored.append(job)
+                    continue
+                try:
+                    scores = await runner.score_choices(job.messages, job.choices)
+                    record = {**job.base, job.field: job.from_scores(scores),
+                              "probs": scores.probs, "coverage": scores.coverage}
+                except CapabilityError:
+                    unscored.append(job)
+                    continue
+                except NoChoiceMassError:
+                    record = {**job.base, job.field: None, "coverage": 0.0}
+                except RunError as exc:
+                    self.outcome.failures.append(f"{label}: {exc}")
+                    reporter.advance(failed=True)
+                    continue
+                self.store.put(job.kind, job.key, record)
+                self.outcome.model_calls += 1
+                reporter.advance()
+
+        try:
+            await asyncio.gather(*(worker() for _ in range(runner.concurrency)))
+        finally:
+            reporter.close()
+        return unscored
+
+    # -- the run -------------------------------------------------------------------------
+    async def run(self) -> None:
+        if self.rescore:
+            probes = [Probe(**r) for _, r in self.store.items("probe")
+                      if r["persona_id"] in self.by_id]
+        else:
+            probes = await self.build_probes()
+            await self.run_responses(probes)
+        suites = self.config.suites
+        if "fidelity" in suites:
+            await self.run_fidelity(probes)
+        if "consistency" in suites:
+            await self.run_consistency(probes)
+        if "atomic" in suites:
+            await self.run_atomic(probes)
+
+    # -- probes --------------------------------------------------------------------------
+    async def build_probes(self) -> list[Probe]:
+        cfg = self.config
+        probes: list[Probe] = []
+        to_generate: list[Persona] = []
+        for p in self.personas:
+            if self.question_file is not None:
+                probes += [pr for t in cfg.tasks if t in self.question_file
+                           for pr in make_probes(p, t, self.question_file[t][: cfg.per_task],
+                                                 "file")]
+                continue
+            found = None if cfg.questions == "generate" else benchmark_probes(p, cfg.tasks,
+                                                                               cfg.per_task)
+            if found is None and cfg.questions == "benchmark-v1":
+                raise InputError(f"persona {p.id!r} is not one of PersonaGym's benchmark-v1 "
+                                 "personas; use --questions generate (or auto)")
+            if found is None:
+                to_generate.append(p)
+            else:
+                probes += found
+        if to_generate:
+            probes += await self.generate_probes(to_generate)
+        for probe in probes:
+            self.store.put("probe", probe.id, probe.model_dump())
+        return probes
+
+    async def generate_probes(self, personas: list[Persona]) -> list[Probe]:
+        """PersonaGym's dynamic path: the judge picks settings, then writes questions."""
+        cfg = self.config
+        params = self.judge_params.model_copy(update={"temperature": max(cfg.judge_temperature,
+                                                                          0.7)})
+        await self.chat_stage("settings", self.judge, (
+            ChatJob([("settings", p.id)], personagym.settings_messages(describe(p)), params,
+                    lambda c, p=p: [("settings", p.id, {
+                        "raw": c.text, "settings": personagym.parse_settings(c.text)})])
+            for p in personas))
+        jobs = []
+        for p in personas:
+            settings = (self.store.get("settings", p.id) or {}).get("settings", [])
+            for task in cfg.tasks:
+                key = f"{p.id}|{task}"
+                jobs.append(ChatJob(
+                    [("questions", key)],
+                    personagym.question_messages(describe(p), task, settings, n=cfg.per_task),
+                    params,
+                    lambda c, key=key: [("questions", key, {
+                        "raw": c.text,
+                        "questions": personagym.parse_questions(c.text, n=cfg.per_task)})]))
+        await self.chat_stage("questions", self.judge, jobs)
+        probes: list[Probe] = []
+        for p in personas:
+            for task in cfg.tasks:
+                stored = self.store.get("questions", f"{p.id}|{task}") or {}
+                questions = stored.get("questions", [])
+                if not questions and stored:
+                    self.outcome.failures.append(
+                        f"questions: the judge wrote no usable question for {p.id!r}, {task}")
+                probes += make_probes(p, task, questions, "generated")
+        return probes
+
+    # -- responses -----------------------------------------------------------------------
+    def subject_messages(self, persona: Persona, condition: str, question: str) -> list[Message]:
+        user = Message(role="user", content=question)
+        if condition == "persona":
+            system = render_system_prompt(persona, self.config.template)
+            return [Message(role="system", content=system), user]
+        if condition == "assistant":
+            return [Message(role="system", content=ASSISTANT_PROMPT), user]
+        return [user]
+
+    async def run_responses(self, probes: list[Probe]) -> None:
+        jobs = []
+        for probe in probes:
+            persona = self.by_id[probe.persona_id]
+            for condition in CONDITIONS:
+                for sample in range(self.config.samples):
+                    key = response_key(probe, condition, sample)
+                    params = self.subject_params.model_copy(update={"sample_index": sample})
+                    jobs.append(ChatJob(
+                        [("response", key)], self.subject_messages(persona, condition,
+                                                                   probe.question), params,
+                        lambda c, key=key, probe=probe, condition=condition, sample=sample: [
+                            ("response", key, {
+                                "persona_id": probe.persona_id, "probe_id": probe.id,
+                                "task": probe.task, "condition": condition, "sample": sample,
+                                "question": probe.question, "text": c.text,
+                                "model": self.config.model, "finish_reason": c.finish_reason,
+                                "completion_tokens": c.completion_tokens,
+                                "latency_s": c.latency_s})]))
+        await self.chat_stage("responses", self.config.model, jobs)
+
+    def responses(self, probes: Sequence[Probe], conditions: Sequence[str] = CONDITIONS,
+                  samples: Sequence[int] = (0,)) -> list[tuple[str, Probe, dict[str, Any]]]:
+        """Stored responses (key, probe, record) in probe order; missing ones are skipped."""
+        out = []
+        for probe in probes:
+            for condition in conditions:
+                for sample in samples:
+                    key = response_key(probe, condition, sample)
+                    rec = self.store.get("response", key)
+                    if rec is not None:
+                        out.append((key, probe, rec))
+        return out
+
+    # -- fidelity ------------------------------------------------------------------------
+    async def run_fidelity(self, probes: list[Probe]) -> None:
+        await self.chat_stage("score examples", self.judge, (
+            ChatJob([("examples", self.examples_key(probe))], personagym.score_examples_messages(
+                describe(self.by_id[probe.persona_id]), probe.question, probe.task),
+                self.judge_params,
+                lambda c, probe=probe: [("examples", self.examples_key(probe), {
+                    "probe_id": probe.id, "judge": self.judge, "text": c.text,
+                    "complete": personagym.split_examples(c.text) is not None})])
+            for probe in probes))
+        responses = self.responses(probes)
+        for judge in self.config.judges:
+            await self.chat_stage(f"grading ({judge})", judge,
+                                  self.grading_jobs(responses, judge, "main"))
+        sample = self.reliability_sample(responses)
+        if sample:
+            for variant in ("reversed", "retest1", "retest2"):
+                await self.chat_stage(f"reliability: {variant}", self.judge,
+                                      self.grading_jobs(sample, self.judge, variant))
+            await self.run_role_identification(sample)
+
+    def examples_key(self, probe: Probe) -> str:
+        return f"{probe.id}|{self.judge}"
+
+    def reliability_sample(self, responses: Sequence[tuple[str, Probe, dict[str, Any]]]
+                           ) -> list[tuple[str, Probe, dict[str, Any]]]:
+        own = [r for r in responses if r[2]["condition"] == "persona"]
+        k = min(self.config.reliability_sample, len(own))
+        return sorted(random.Random(self.config.seed).sample(own, k), key=lambda r: r[0])
+
+    def grading_jobs(self, responses: Sequence[tuple[str, Probe, dict[str, Any]]], judge: str,
+                     variant: str) -> list[ChatJob]:
+        params = self.judge_params
+        if variant.startswith("retest"):
+            # Two independent samples at temperature 1: would the judge say the same again?
+            params = params.model_copy(update={"temperature": 1.0,
+                                               "sample_index": int(variant[-1])})
+        reverse = variant == "reversed"
+        groups: dict[tuple[str, str], list[tuple[str, Probe, dict[str, Any]]]] = {}
+        for item in responses:
+            groups.setdefault((item[2]["persona_id"], item[2]["condition"]), []).append(item)
+        size = self.config.judge_batch
+        jobs = []
+        for group in groups.values():
+            for start in range(0, len(group), size):
+                batch = group[start:start + size]
+                if reverse:
+                    batch = batch[::-1]
+                jobs.append(self.grading_job(batch, judge, variant, params, reverse))
+        return jobs
+
+    def grading_job(self, batch: list[tuple[str, Probe, dict[str, Any]]], judge: str,
+                    variant: str, params: ChatParams, reverse: bool) -> ChatJob:
+        items = []
+        for _, probe, rec in batch:
+            examples = (self.store.get("examples", self.examples_key(probe)) or {}).get("text", "")
+            items.append(personagym.GradingItem(
+                probe.task, describe(self.by_id[probe.persona_id]), probe.question,
+                rec["text"], personagym.order_examples(examples, reverse=reverse)))
+        keys = [("judgement", f"{key}|{judge}|{variant}") for key, _, _ in batch]
+
+        def records(c: Completion) -> Records:
+            scores = personagym.parse_batch_scores(c.text, len(batch))
+            return [("judgement", jkey, {
+                "response_key": key, "persona_id": rec["persona_id"], "probe_id": probe.id,
+                "task": probe.task, "condition": rec["condition"], "judge": judge,
+                "variant": variant, "score": score, "raw": c.text, "batch_size": len(batch),
+            }) for (_, jkey), (key, probe, rec), score in zip(keys, batch, scores, strict=True)]
+
+        return ChatJob(keys, personagym.grading_messages(items), params, records)
+
+    async def run_role_identification(self, sample: Sequence[tuple[str, Probe, dict[str, Any]]]
+                                      ) -> None:
+        if len(self.personas) < 2:
+            return
+        descriptions = [describe(p) for p in self.personas]
+        index = {p.id: i for i, p in enumerate(self.personas)}
+        k = min(self.config.role_options, len(self.personas))
+        letters = [chr(ord("A") + i) for i in range(k)]
+        jobs = []
+        for key, probe, rec in sample:
+            offered, answer = reliability.role_options(
+                index[probe.persona_id], descriptions, k=k, seed=f"{self.config.seed}|{key}")
+            jobs.append(ClosedJob(
+                "role", f"{key}|{self.judge}",
+                reliability.role_messages([descriptions[i] for i in offered], probe.question,
+                                          rec["text"]),
+                letters,
+                {"response_key": key, "persona_id": probe.persona_id, "judge": self.judge,
+                 "options": [self.personas[i].id for i in offered], "answer": answer},
+                "chosen", lambda s: letters.index(s.top),
+                lambda text: reliability.parse_letter(text, k)))
+        await self.closed_stage("reliability: role identification", self.judge, jobs)
+
+    # -- consistency ---------------------------------------------------------------------
+    async def run_consistency(self, probes: list[Probe]) -> None:
+        jobs = []
+        for key, probe, rec in self.responses(probes):
+            facts = consistency.persona_facts(self.by_id[probe.persona_id])
+            for i, fact in enumerate(facts[: self.config.max_facts]):
+                jobs.append(ClosedJob(
+                    "nli", f"{key}|fact{i}|{self.judge}",
+                    consistency.nli_messages(rec["text"], fact), list(consistency.LABELS),
+                    {"response_key": key, "persona_id": probe.persona_id,
+                     "condition": rec["condition"], "fact": fact, "judge": self.judge},
+                    "label", lambda s: s.top, consistency.parse_label))
+        await self.closed_stage("consistency (NLI)", self.judge, jobs)
+
+    # -- atomic --------------------------------------------------------------------------
+    async def run_atomic(self, probes: list[Probe]) -> None:
+        jobs = []
+        for key, probe, rec in self.responses(probes, ("persona",),
+                                              range(self.config.samples)):
+            target = target_trait(self.by_id[probe.persona_id])
+            if target is None:
+                continue
+            trait, _ = target
+            for i, atom in enumerate(atomic.split_atoms(rec["text"])):
+                akey = f"{key}|atom{i}|{trait}|{self.judge}"
+                jobs.append(ChatJob(
+                    [("atom", akey)], atomic.atom_judge_messages(trait, atom,
+                                                                 question=probe.question),
+                    self.judge_params,
+                    lambda c, akey=akey, key=key, probe=probe, rec=rec, i=i, atom=atom, trait=trait:
+                    [("atom", akey, {
+                        "response_key": key, "persona_id": probe.persona_id,
+                        "probe_id": probe.id, "sample": rec["sample"], "index": i,
+                        "atom": atom, "trait": trait, "judge": self.judge,
+                        "score": atomic.parse_atom_score(c.text), "raw": c.text})]))
+        await self.chat_stage("atomic judgements", self.judge, jobs)
+
+
+_TRAIT_LETTERS = {"openness": "O", "conscientiousness": "C", "extraversion": "E",
+                  "agreeableness": "A", "neuroticism": "N"}
+
+
+def target_trait(persona: Persona) -> tuple[str, str] | None:
+    """The persona's most pronounced Big Five target as (letter, "low"|"neutral"|"high").
+
+    Atomic fidelity scores one target trait per persona, as the paper does; the most
+    extreme one tells most about whether the persona comes through.
+    """
+    if persona.traits is None or not persona.traits.as_dict():
+        return None
+    name, level = max(persona.traits.as_dict().items(), key=lambda kv: abs(kv[1] - 3))
+    bin_ = "low" if level < 7 / 3 else "high" if level >= 11 / 3 else "neutral"
+    return _TRAIT_LETTERS[name], bin_

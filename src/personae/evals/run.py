@@ -1,0 +1,99 @@
+"""Running an eval end to end: the run directory, the store, the summary and the report."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from personae.errors import InputError
+from personae.evals.config import EvalConfig
+from personae.evals.engine import EvalRun
+from personae.evals.summary import build_summary
+from personae.models import Model
+from personae.persona.sample import resolve_personas
+from personae.runtime import ResponseCache
+from personae.runtime.store import STORE_FILE, RunStore
+
+RUNS_DIR = Path("personae-runs")
+
+
+@dataclass
+class EvalResult:
+    run_dir: Path
+    summary: dict[str, Any]
+    failures: list[str]
+    model_calls: int
+    cache_hits: int
+
+
+def default_run_dir(config: EvalConfig) -> Path:
+    """``personae-runs/eval-<settings digest>``: the same command always finds its run."""
+    return RUNS_DIR / f"eval-{config.digest()}"
+
+
+def run_eval(config: EvalConfig, out: str | Path | None = None, *, use_cache: bool = True,
+             models: dict[str, Model] | None = None, rescore: bool = False) -> EvalResult:
+    """Run (or resume) an eval and write ``summary.json`` and ``report.html`` into its dir.
+
+    >>> EvalConfig(suites=["consistency"]).suites
+    ['consistency']
+    """
+    run_dir = Path(out) if out is not None else default_run_dir(config)
+    store = RunStore(run_dir)
+    cache = ResponseCache() if use_cache else None
+    start = time.monotonic()
+    try:
+        run = EvalRun(config, store, cache=cache, models=models, rescore=rescore)
+
+        async def main() -> None:
+            try:
+                await run.run()
+            finally:
+                await run.aclose()
+
+        asyncio.run(main())
+        elapsed = time.monotonic() - start + float(store.get_meta("duration_s") or 0)
+        store.set_meta("duration_s", str(elapsed))
+        summary = write_outputs(store, config, failures=run.outcome.failures,
+                                duration_s=elapsed)
+        return EvalResult(run_dir, summary, run.outcome.failures, run.outcome.model_calls,
+                          run.outcome.cache_hits)
+    finally:
+        store.close()
+        if cache is not None:
+            cache.close()
+
+
+def open_run(run_dir: str | Path) -> tuple[RunStore, EvalConfig]:
+    """A finished or partial run's store and settings."""
+    path = Path(run_dir)
+    if not (path / STORE_FILE).is_file():
+        raise InputError(f"{path}: not a personae run directory (no {STORE_FILE})")
+    store = RunStore(path)
+    stored = store.config()
+    stored.pop("personas_digest", None)
+    return store, EvalConfig(**stored)
+
+
+def write_outputs(store: RunStore, config: EvalConfig, *, failures: list[str] | None = None,
+                  duration_s: float | None = None) -> dict[str, Any]:
+    """(Re)write ``summary.json`` and ``report.html`` from the stored records."""
+    from personae.report import write_report
+
+    in_run = {r["persona_id"] for _, r in store.items("probe")}
+    personas = [p for p in resolve_personas(config.personas) if p.id in in_run]
+    if duration_s is None:
+        duration_s = float(store.get_meta("duration_s") or 0)
+    summary = build_summary(store, config, personas, failures=failures or [],
+                            duration_s=duration_s)
+    path = store.run_dir / "summary.json"
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(json.dumps(summary, indent=2, ensure_ascii=False), encoding="utf-8")
+    os.replace(tmp, path)
+    write_report(summary, store.run_dir)
+    return summary

@@ -1,0 +1,176 @@
+"""The run store: one SQLite file per run directory holding every completed record.
+
+A record is written (and committed) the moment its model call completes, before more work is
+scheduled, and keyed by what produced it (persona, probe, condition, judge, variant...). A
+killed run therefore loses at most the calls that were in flight, and re-running the same
+command skips every key already stored: nothing is lost, nothing is stored twice.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import threading
+import time
+from collections.abc import Iterator, Mapping
+from pathlib import Path
+from typing import Any
+
+from personae.errors import InputError, RunError
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS records (
+    kind TEXT NOT NULL,
+    key TEXT NOT NULL,
+    data TEXT NOT NULL,
+    created REAL NOT NULL,
+    PRIMARY KEY (kind, key)
+);
+"""
+
+STORE_FILE = "run.sqlite3"
+
+
+class RunStore:
+    """Append-only records of one run, by kind and key.
+
+    >>> import tempfile
+    >>> store = RunStore(tempfile.mkdtemp())
+    >>> store.put("response", "p1|q1", {"text": "hi"})
+    True
+    >>> store.put("response", "p1|q1", {"text": "again"})  # already there: kept as it was
+    False
+    >>> store.get("response", "p1|q1")
+    {'text': 'hi'}
+    """
+
+    def __init__(self, run_dir: str | Path) -> None:
+        self.run_dir = Path(run_dir)
+        try:
+            self.run_dir.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise InputError(f"run directory {self.run_dir}: {exc.strerror or exc}") from None
+        self.path = self.run_dir / STORE_FILE
+        try:
+            self._db = sqlite3.connect(self.path, check_same_thread=False, timeout=30)
+            self._db.execute("PRAGMA journal_mode=WAL")
+            self._db.executescript(_SCHEMA)
+            self._db.commit()
+        except sqlite3.DatabaseError as exc:
+            raise InputError(f"{self.path}: not a personae run store ({exc})") from None
+        self._lock = threading.Lock()
+
+    # -- configuration -------------------------------------------------------------------
+    def bind_config(self, config: Mapping[str, Any]) -> None:
+        """Record the run's identifying settings, or check they match the stored ones.
+
+        Resuming with other settings would mix records of two different runs in one report.
+        """
+        blob = json.dumps(config, sort_keys=True)
+        stored = self.get_meta("config")
+        if stored is None:
+            self.set_meta("config", blob)
+            self.set_meta("created", time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()))
+            return
+        old = json.loads(stored)
+        changed = sorted(k for k in set(old) | set(config) if old.get(k) != config.get(k))
+        if changed:
+            raise InputError(
+                f"{self.run_dir} holds a run with other settings ({', '.join(changed)} differ); "
+                "re-run with the same settings to resume, or pass another --out"
+            )
+
+    def config(self) -> dict[str, Any]:
+        stored = self.get_meta("config")
+        if stored is None:
+            raise InputError(f"{self.run_dir}: no run found here")
+        return dict(json.loads(stored))
+
+    def get_meta(self, key: str) -> str | None:
+        with self._lock:
+            row = self._db.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
+        return None if row is None else str(row[0])
+
+    def set_meta(self, key: str, value: str) -> None:
+        with self._lock, self._db:
+            self._db.execute("INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)", (key, value))
+
+    # -- records -------------------------------------------------------------------------
+    def put(self, kind: str, key: str, data: Mapping[str, Any]) -> bool:
+        """Store a record; returns False (and keeps the first) if the key is already there."""
+        blob = json.dumps(data, ensure_ascii=False)
+        try:
+            with self._lock, self._db:
+                cur = self._db.execute(
+                    "INSERT OR IGNORE INTO records (kind, key, data, created) VALUES (?, ?, ?, ?)",
+                    (kind, key, blob, time.time()),
+                )
+        except sqlite3.DatabaseError as exc:
+            raise RunError(f"run store {self.path}: {exc}") from None
+        return cur.rowcount == 1
+
+    def get(self, kind: str, key: str) -> dict[str, Any] | None:
+        with self._lock:
+            row = self._db.execute(
+                "SELECT data FROM records WHERE kind = ? AND key = ?", (kind, key)
+            ).fetchone()
+        return None if row is None else dict(json.loads(row[0]))
+
+    def keys(self, kind: str) -> set[str]:
+        with self._lock:
+            rows = self._db.execute("SELECT key FROM records WHERE kind = ?", (kind,)).fetchall()
+        return {str(r[0]) for r in rows}
+
+    def items(self, kind: str) -> Iterator[tuple[str, dict[str, Any]]]:
+        """(key, record) pairs in the order they were stored."""
+        with self._lock:
+            rows = self._db.execute(
+                "SELECT key, data FROM records WHERE kind = ? ORDER BY rowid", (kind,)
+            ).fetchall()
+        for key, data in rows:
+            yield str(key), dict(json.loads(data))
+
+    def counts(self) -> dict[str, int]:
+        with self._lock:
+            rows = self._db.execute(
+                "SELECT kind, COUNT(*) FROM records GROUP BY kind ORDER BY kind"
+            ).fetchall()
+        return {str(k): int(n) for k, n in rows}
+
+    def close(self) -> None:
+        with self._lock:
+            self._db.close()
+
+    # -- export --------------------------------------------------------------------------
+    def export(self, out_dir: str | Path, fmt: str = "jsonl") -> list[Path]:
+        """Write one file per record kind (``response.jsonl``, ``judgement.parquet``...)."""
+        if fmt not in ("jsonl", "parquet"):
+            raise InputError(f"export format {fmt!r}: use jsonl or parquet")
+        out = Path(out_dir)
+        out.mkdir(parents=True, exist_ok=True)
+        written = []
+        for kind in self.counts():
+            rows = [{"key": key, **data} for key, data in self.items(kind)]
+            path = out / f"{kind}.{fmt}"
+            tmp = path.with_name(path.name + ".tmp")
+            if fmt == "jsonl":
+                with tmp.open("w", encoding="utf-8") as fh:
+                    for row in rows:
+                        fh.write(json.dumps(row, ensure_ascii=False) + "\n")
+            else:
+                _write_parquet(rows, tmp)
+            tmp.replace(path)
+            written.append(path)
+        return written
+
+
+def _write_parquet(rows: list[dict[str, Any]], path: Path) -> None:
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    # Nested values (lists of probabilities, option lists) go in as JSON text: their shapes
+    # vary between records and Arrow wants one type per column.
+    flat = [{k: json.dumps(v) if isinstance(v, dict | list) else v for k, v in row.items()}
+            for row in rows]
+    pq.write_table(pa.Table.from_pylist(flat), path)
