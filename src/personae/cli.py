@@ -251,9 +251,15 @@ def eval_(
         "Re-running with the same settings resumes it.")] = None,
     samples: Annotated[int | None, typer.Option(help="Responses per probe (atomic RC needs "
                                                 "2 or more).")] = None,
+    tasks: Annotated[str | None, typer.Option(
+        help="Comma-separated PersonaGym tasks (default: all five).")] = None,
     judge_batch: Annotated[int | None, typer.Option(
         help="Rubrics per judge request (PersonaGym batches 5).")] = None,
+    reliability_sample: Annotated[int | None, typer.Option(
+        help="Responses re-judged for the reliability checks (0 skips them).")] = None,
     max_tokens: Annotated[int | None, typer.Option(help="Subject reply length limit.")] = None,
+    judge_max_tokens: Annotated[int | None, typer.Option(help="Judge reply length "
+                                                         "limit.")] = None,
     concurrency: Annotated[int | None, typer.Option(help="Requests in flight per model.")] = None,
     seed: Annotated[int | None, typer.Option(help="Sampling seed.")] = None,
     no_cache: Annotated[bool, typer.Option("--no-cache", help="Always call the models.")] = False,
@@ -265,9 +271,10 @@ def eval_(
 
     config = build_config(
         preset, personas=personas, model=model, judges=judge,
-        suites=[s.strip() for s in suite.split(",") if s.strip()] if suite is not None else None,
-        questions=questions, per_task=per_task, limit=limit, samples=samples,
-        judge_batch=judge_batch, max_tokens=max_tokens, concurrency=concurrency, seed=seed)
+        suites=_csv(suite), tasks=_csv(tasks), questions=questions, per_task=per_task,
+        limit=limit, samples=samples, judge_batch=judge_batch,
+        reliability_sample=reliability_sample, max_tokens=max_tokens,
+        judge_max_tokens=judge_max_tokens, concurrency=concurrency, seed=seed)
     result = run_eval(config, out, use_cache=not no_cache)
     _print_summary(result.summary)
     typer.echo(f"report: {result.run_dir / 'report.html'}  (summary.json beside it; "
@@ -276,6 +283,10 @@ def eval_(
         typer.echo(f"personae: error: {len(result.failures)} model calls failed (first: "
                    f"{result.failures[0]}); re-run the same command to retry them", err=True)
         raise typer.Exit(1)
+
+
+def _csv(value: str | None) -> list[str] | None:
+    return None if value is None else [v.strip() for v in value.split(",") if v.strip()]
 
 
 @app.command()
