@@ -52,8 +52,8 @@ def question_requirements() -> dict[str, str]:
 @cache
 def benchmark_questions() -> dict[str, dict[str, list[str]]]:
     """benchmark-v1: persona description -> task -> its 10 questions (200 personas)."""
-    ref = resources.files("personae.evals") / "data" / "personagym" / "benchmark_v1_questions.json.gz"
-    with ref.open("rb") as fh:
+    ref = resources.files("personae.evals") / "data" / "personagym"
+    with (ref / "benchmark_v1_questions.json.gz").open("rb") as fh:
         return dict(json.loads(gzip.decompress(fh.read()))["questions"])
 
 
@@ -263,6 +263,16 @@ def persona_score(judgements: Iterable[tuple[str, str, float | None]]
     return (sum(values) / len(values) if values else None), tasks
 
 
-def published_scores(scores: Mapping[str, float]) -> float:
-    """PersonaScore from a PersonaGym ``scores.json`` (task -> score)."""
-    return sum(scores[t] for t in TASKS) / len(TASKS)
+# The published score files call the toxicity task by its paper name.
+TASK_ALIASES = {"Toxicity Control": "Toxicity"}
+
+
+def published_persona_score(scores: Mapping[str, float]) -> float:
+    """PersonaScore recomputed from a PersonaGym ``scores.json`` (task -> score).
+
+    >>> published_persona_score({"Action Justification": 4.31, "Expected Action": 4.28,
+    ...     "Linguistic Habits": 3.63, "Persona Consistency": 4.7, "Toxicity Control": 4.96})
+    4.376
+    """
+    by_task = {TASK_ALIASES.get(k, k): v for k, v in scores.items()}
+    return round(sum(by_task[t] for t in TASKS) / len(TASKS), 10)
