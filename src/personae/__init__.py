@@ -35,6 +35,22 @@ from personae.persona import (
     save_personas,
 )
 from personae.runtime import ChatRequest, ChatResult, ResponseCache, RetryPolicy, Runner
+from personae.runtime.store import RunStore
+
+# Evals and statistics pull in scipy and pysbd: load them on first use, so `import personae`
+# (and `personae chat`) stays fast.
+_LAZY = {"EvalConfig": "personae.evals", "run_eval": "personae.evals",
+         "atomic_fidelity": "personae.evals", "MetricValue": "personae.stats",
+         "mean_ci": "personae.stats", "paired_delta_ci": "personae.stats"}
+
+
+def __getattr__(name: str) -> object:
+    if name in _LAZY:
+        import importlib
+
+        return getattr(importlib.import_module(_LAZY[name]), name)
+    raise AttributeError(f"module 'personae' has no attribute {name!r}")
+
 
 __all__ = [
     "__version__", "BigFive", "Capability", "CapabilityError", "ChatParams", "ChatRequest",
@@ -42,5 +58,6 @@ __all__ = [
     "load_bundled", "load_model", "load_personas", "load_population", "load_template", "Message",
     "Model", "ModelSpec", "parse_model_spec", "Persona", "PersonaeError", "Population",
     "render_system_prompt", "resolve_personas", "ResponseCache", "RetryPolicy", "RunError",
-    "Runner", "save_personas", "ScriptedModel",
+    "Runner", "save_personas", "ScriptedModel", "RunStore", "MetricValue", "mean_ci",
+    "paired_delta_ci", "EvalConfig", "run_eval", "atomic_fidelity",
 ]

@@ -1,1 +1,18 @@
-"""Evaluations: fidelity (PersonaGym-compatible), consistency, atomic fidelity, judge reliability."""
+"""Evaluations: PersonaGym-compatible fidelity, consistency (NLI), atomic fidelity, judge
+reliability and baselines, run through the resumable run store.
+
+>>> from personae.evals import atomic_fidelity
+>>> atomic_fidelity([[[5, 4], [4, 4]]], "high")["acc_atom"]
+1.0
+"""
+
+from personae.evals.atomic import atomic_fidelity, split_atoms
+from personae.evals.config import CONDITIONS, PRESETS, SUITES, EvalConfig, build_config
+from personae.evals.personagym import TASKS, parse_score, persona_score
+from personae.evals.run import EvalResult, open_run, run_eval, write_outputs
+
+__all__ = [
+    "atomic_fidelity", "build_config", "CONDITIONS", "EvalConfig", "EvalResult", "open_run",
+    "parse_score", "persona_score", "PRESETS", "run_eval", "split_atoms", "SUITES", "TASKS",
+    "write_outputs",
+]
