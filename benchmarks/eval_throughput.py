@@ -81,7 +81,7 @@ DELAY_S = 0.05  # the loopback server's reply delay
 TARGET_SPEEDUP = 20.0  # personae vs the sequential loop, against the 50 ms server
 TARGET_RERUN_SHARE = 0.05  # a fully cached re-run: under 5 % of the first run's time
 MODEL_NAME = "m"  # the model name sent to the servers (both ignore it)
-CALLS_RE = re.compile(r"(\d+) model calls, (\d+) from cache")
+CALLS_RE = re.compile(r"(\d+) model calls, (\d+) from (?:the )?cache")
 # llama.cpp's per-request timing lines in llama_cpp.server's log
 LLAMA_TOTAL_RE = re.compile(r"llama_perf_context_print:\s+total time =\s*([\d.]+) ms")
 LLAMA_PROMPT_RE = re.compile(
@@ -437,22 +437,7 @@ def timeline(first: dict[str, Any], stage_calls: dict[str, int], concurrency: in
     return out
 
 
-def _median_round(rounds: list[dict[str, Any]], key: str) -> dict[str, Any]:
-    ok = [r for r in rounds if r[key].get("exit_code") == 0]
-    pool = ok or rounds
-    return sorted(pool, key=lambda r: r[key]["wall_s"])[len(pool) // 2]
-
-
-def bench_server(server: Any, label: str, limit: int, max_tokens: int, concurrency: int,
-                 repeats: int, work: Path, target_speedup: float | None) -> dict[str, Any]:
-    spec = f"openai:{MODEL_NAME}@{server.base_url}"
-    settings = eval_settings(limit, max_tokens, spec, concurrency)
-    out: dict[str, Any] = {"server": server.describe(), "personas": limit, "per_task": 1,
-                           "conditions": list(CONDITIONS), "judges": 1,
-                           "max_tokens": max_tokens, "judge_max_tokens": max_tokens,
-                           "concurrency": concurrency,
-                           "command": " ".join(eval_command(settings, Path("OUT"))[1:])}
-    print(f"[{label}] sequential SDK loop ...", flush=True)
+def run_sequential(server: Any, settings: dict[str, Any]) -> dict[str, Any]:
     mark = server.mark()
     seq = sequential_loop(server.base_url, settings)
     seen = server.since(mark)
@@ -461,56 +446,102 @@ def bench_server(server: Any, label: str, limit: int, max_tokens: int, concurren
     seq.update(seen)
     if "busy_s" in seq:
         seq["wall_minus_server_busy_s"] = round(seq["wall_s"] - seq["busy_s"], 3)
-    baseline_responses = seq.pop("_responses")
-    out["probes"] = seq["probes"]
-    out["calls"] = {**seq["by_stage"], "total": seq["requests"]}
-    out["sequential"] = seq
-    print(f"[{label}] sequential: {seq['requests']} requests in {seq['wall_s']:.1f} s",
-          flush=True)
+    return seq
 
-    rounds = []
-    for k in range(repeats):
-        cache, o1, o2 = work / f"{label}-cache{k}", work / f"{label}-out{k}", \
-            work / f"{label}-fresh{k}"
-        r = {"first": run_personae(server, settings, cache, o1)}
-        r["rerun_same_out"] = run_personae(server, settings, cache, o1)
-        r["rerun_fresh_out"] = run_personae(server, settings, cache, o2)
-        if k == 0 and r["first"]["exit_code"] == 0:
-            out["same_subject_responses_as_baseline"] = same_responses(o1, baseline_responses)
-        rounds.append(r)
-        print(f"[{label}] personae round {k + 1}: first {r['first']['wall_s']:.2f} s "
-              f"({r['first']['model_calls']} calls), re-run {r['rerun_same_out']['wall_s']:.2f} s "
-              f"({r['rerun_same_out']['model_calls']} calls), fresh-out re-run "
-              f"{r['rerun_fresh_out']['wall_s']:.2f} s "
-              f"({r['rerun_fresh_out']['model_calls']} calls, "
-              f"{r['rerun_fresh_out']['cache_hits']} cache hits)", flush=True)
-        for key in ("first", "rerun_same_out", "rerun_fresh_out"):
-            if r[key].get("error"):
-                print(f"[{label}]   {key} failed: {r[key]['error'][-300:]}", flush=True)
-        for path in (cache, o1, o2):
+
+def run_personae_round(server: Any, settings: dict[str, Any], work: Path,
+                       name: str) -> dict[str, Any]:
+    """First run (fresh cache, fresh run dir), the same command again, and a run into a
+    fresh run dir with the same cache."""
+    cache, o1, o2 = work / f"{name}-cache", work / f"{name}-out", work / f"{name}-fresh"
+    r = {"first": run_personae(server, settings, cache, o1)}
+    r["rerun_same_out"] = run_personae(server, settings, cache, o1)
+    r["rerun_fresh_out"] = run_personae(server, settings, cache, o2)
+    r["_out"] = o1
+    r["_cleanup"] = (cache, o1, o2)
+    return r
+
+
+def _mean(values: Sequence[float]) -> float:
+    return round(statistics.fmean(values), 3)
+
+
+def _summarise(runs: list[dict[str, Any]]) -> dict[str, Any]:
+    """Mean wall time (and server busy time) over rounds, with each round's numbers."""
+    rounds = [{k: v for k, v in r.items() if not k.startswith("_")} for r in runs]
+    out: dict[str, Any] = {"wall_s": _mean([r["wall_s"] for r in rounds])}
+    for key in ("busy_s", "wall_minus_server_busy_s", "prompt_tokens_per_s"):
+        if all(r.get(key) is not None for r in rounds):
+            out[key] = _mean([r[key] for r in rounds])
+    out["rounds"] = rounds
+    return out
+
+
+def bench_server(server: Any, label: str, limit: int, max_tokens: int, concurrency: int,
+                 rounds: int, work: Path, target_speedup: float | None) -> dict[str, Any]:
+    """``rounds`` rounds of the sequential loop and personae (first run and both re-runs),
+    alternating which goes first (ABBA...) so that drift in the machine's speed hits both
+    alike. Ratios are of totals over the rounds."""
+    spec = f"openai:{MODEL_NAME}@{server.base_url}"
+    settings = eval_settings(limit, max_tokens, spec, concurrency)
+    out: dict[str, Any] = {"server": server.describe(), "personas": limit, "per_task": 1,
+                           "conditions": list(CONDITIONS), "judges": 1,
+                           "max_tokens": max_tokens, "judge_max_tokens": max_tokens,
+                           "concurrency": concurrency, "rounds": rounds,
+                           "command": " ".join(eval_command(settings, Path("OUT"))[1:])}
+    seqs: list[dict[str, Any]] = []
+    pers: list[dict[str, Any]] = []
+    for k in range(rounds):
+        for what in (("seq", "personae") if k % 2 == 0 else ("personae", "seq")):
+            if what == "seq":
+                seq = run_sequential(server, settings)
+                seqs.append(seq)
+                print(f"[{label}] round {k + 1}: sequential loop: {seq['requests']} requests "
+                      f"in {seq['wall_s']:.2f} s", flush=True)
+                continue
+            r = run_personae_round(server, settings, work, f"{label}{k}")
+            pers.append(r)
+            a, b, c = r["first"], r["rerun_same_out"], r["rerun_fresh_out"]
+            print(f"[{label}] round {k + 1}: personae first {a['wall_s']:.2f} s "
+                  f"({a['model_calls']} calls), re-run {b['wall_s']:.2f} s "
+                  f"({b['model_calls']} calls), fresh-out re-run {c['wall_s']:.2f} s "
+                  f"({c['model_calls']} calls, {c['cache_hits']} cache hits)", flush=True)
+            for key in ("first", "rerun_same_out", "rerun_fresh_out"):
+                if r[key].get("error"):
+                    print(f"[{label}]   {key} failed: {r[key]['error'][-300:]}", flush=True)
+        if k == 0 and pers[0]["first"]["exit_code"] == 0:
+            out["same_subject_responses_as_baseline"] = same_responses(
+                pers[0]["_out"], seqs[0]["_responses"])
+        for path in pers[-1].pop("_cleanup"):
             shutil.rmtree(path, ignore_errors=True)
 
-    first_round = _median_round(rounds, "first")
-    first = dict(first_round["first"])
-    tl = timeline(first, seq["by_stage"], concurrency, server.describe().get("delay_s", 0))
-    first = {k: v for k, v in first.items() if not k.startswith("_")}
-    first["rounds_wall_s"] = [r["first"]["wall_s"] for r in rounds]
+    first_seq = seqs[0]
+    out["probes"] = first_seq["probes"]
+    out["calls"] = {**first_seq["by_stage"], "total": first_seq["requests"]}
+    out["sequential"] = _summarise(seqs)
+    firsts = [r["first"] for r in pers]
+    out["personae_first"] = _summarise(firsts)
+    median = sorted(firsts, key=lambda r: r["wall_s"])[len(firsts) // 2]
+    tl = timeline(median, first_seq["by_stage"], concurrency,
+                  server.describe().get("delay_s", 0))
     if tl:
-        first["timeline"] = tl
-    out["personae_first"] = first
-    out["ratio_vs_sequential"] = round(seq["wall_s"] / first["wall_s"], 2)
+        out["personae_first"]["timeline_of_median_round"] = tl
+    total_seq = sum(r["wall_s"] for r in seqs)
+    total_first = sum(r["wall_s"] for r in firsts)
+    out["ratio_vs_sequential"] = round(total_seq / total_first, 2)
     for key in ("rerun_same_out", "rerun_fresh_out"):
-        walls = [r[key]["wall_s"] for r in rounds]
-        med = _median_round(rounds, key)[key]
-        entry = {k: v for k, v in med.items() if not k.startswith("_")}
-        entry["rounds_wall_s"] = walls
-        entry["share_of_first"] = round(entry["wall_s"] / first["wall_s"], 4)
-        entry["zero_model_calls"] = (entry["model_calls"] == 0
-                                     and all(r[key]["server_requests"] == 0 for r in rounds))
+        runs = [r[key] for r in pers]
+        entry = _summarise(runs)
+        entry["model_calls"] = sum(r["model_calls"] or 0 for r in runs)
+        entry["server_requests"] = sum(r["server_requests"] for r in runs)
+        entry["share_of_first"] = round(sum(r["wall_s"] for r in runs) / total_first, 4)
+        entry["zero_model_calls"] = (entry["server_requests"] == 0 and all(
+            r["model_calls"] == 0 and r["exit_code"] == 0 for r in runs))
         out[key] = entry
-    out["calls_match"] = all(r["first"]["model_calls"] == seq["requests"]
-                             and r["first"]["server_requests"] == seq["requests"]
-                             for r in rounds) and seq["server_requests"] == seq["requests"]
+    n = first_seq["requests"]
+    out["calls_match"] = (all(r["requests"] == n and r["server_requests"] == n for r in seqs)
+                          and all(r["model_calls"] == n and r["server_requests"] == n
+                                  for r in firsts))
     targets: dict[str, Any] = {}
     if target_speedup is not None:
         targets["speedup"] = {"target": target_speedup,
@@ -578,7 +609,7 @@ def print_table(res: dict[str, Any]) -> None:
     for name, r in res["servers"].items():
         if "error" in r:
             continue
-        tl = r["personae_first"].get("timeline")
+        tl = r["personae_first"].get("timeline_of_median_round")
         if tl:
             parts = ", ".join(f"{s} {v['span_s']:.2f} s (floor {v['floor_s']:.2f}, gap before "
                               f"{v['gap_before_s'] if v['gap_before_s'] is not None else 0:.2f})"
@@ -587,11 +618,11 @@ def print_table(res: dict[str, Any]) -> None:
                   f"tail {tl['tail_s']:.2f} s")
         seq, first = r["sequential"], r["personae_first"]
         if "busy_s" in seq and "busy_s" in first:
-            print(f"  {name}: server busy {seq['busy_s']:.1f} s in the loop "
-                  f"({seq['prompt_tokens_per_s']} prompt tok/s), {first['busy_s']:.1f} s under "
-                  f"personae ({first['prompt_tokens_per_s']} prompt tok/s); wall minus server "
-                  f"busy: loop {seq['wall_minus_server_busy_s']:.1f} s, personae "
-                  f"{first['wall_minus_server_busy_s']:.1f} s")
+            print(f"  {name} per round: llama.cpp busy {seq['busy_s']:.1f} s under the loop "
+                  f"({seq.get('prompt_tokens_per_s')} prompt tok/s), {first['busy_s']:.1f} s "
+                  f"under personae ({first.get('prompt_tokens_per_s')} prompt tok/s); wall "
+                  f"minus busy: loop {seq['wall_minus_server_busy_s']:.2f} s, personae "
+                  f"{first['wall_minus_server_busy_s']:.2f} s")
         met = ", ".join(f"{k} {'met' if v['met'] else 'NOT met'}"
                         for k, v in r["targets"].items())
         print(f"  {name} targets: {met}; calls match the loop: {r['calls_match']}")
@@ -605,13 +636,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument("--max-tokens", type=int, default=16, help="subject and judge reply "
                     "limit against the loopback server (it ignores it; default 16)")
     ap.add_argument("--llama-limit", type=int, help="personas against llama_cpp.server "
-                    "(default 4 = 20 probes, --quick 1)")
+                    "(default 2 = 10 probes, --quick 1)")
     ap.add_argument("--llama-max-tokens", type=int, help="subject and judge reply limit "
-                    "against llama_cpp.server (default 16, --quick 8)")
+                    "against llama_cpp.server (default 16, --quick 4)")
     ap.add_argument("--concurrency", type=int, default=64,
                     help="personae eval --concurrency (default 64)")
-    ap.add_argument("--repeats", type=int, help="personae rounds against the loopback "
-                    "server (median kept; default 3, --quick 1)")
+    ap.add_argument("--rounds", type=int, help="rounds (loop and personae, alternating) "
+                    "against the loopback server (default 3, --quick 1)")
+    ap.add_argument("--llama-rounds", type=int, help="rounds against llama_cpp.server "
+                    "(default 2, --quick 1)")
     ap.add_argument("--skip-loopback", action="store_true")
     ap.add_argument("--skip-llama", action="store_true")
     ap.add_argument("--out", type=Path,
@@ -623,9 +656,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         serve_loopback(args.delay)
         return 0
     limit = args.limit or (8 if args.quick else 40)
-    llama_limit = args.llama_limit or (1 if args.quick else 4)
-    llama_max_tokens = args.llama_max_tokens or (8 if args.quick else 16)
-    repeats = args.repeats or (1 if args.quick else 3)
+    llama_limit = args.llama_limit or (1 if args.quick else 2)
+    llama_max_tokens = args.llama_max_tokens or (4 if args.quick else 16)
+    rounds = args.rounds or (1 if args.quick else 3)
+    llama_rounds = args.llama_rounds or (1 if args.quick else 2)
 
     results: dict[str, Any] = {"quick": args.quick, "environment": _environment(),
                                "targets": {"speedup_vs_sequential_50ms": TARGET_SPEEDUP,
@@ -641,7 +675,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                           f"reply; {limit * 5} probes", flush=True)
                     results["servers"]["loopback_50ms"] = bench_server(
                         server, "loopback", limit, args.max_tokens, args.concurrency,
-                        repeats, work, TARGET_SPEEDUP)
+                        rounds, work, TARGET_SPEEDUP)
             except Exception as exc:  # noqa: BLE001 - report and go on with the next row
                 results["servers"]["loopback_50ms"] = {"error": f"{type(exc).__name__}: {exc}"}
                 print(f"loopback row failed: {exc}", flush=True)
@@ -651,15 +685,15 @@ def main(argv: Sequence[str] | None = None) -> int:
                     print(f"llama_cpp.server at {server.base_url}; {llama_limit * 5} probes, "
                           f"max tokens {llama_max_tokens}", flush=True)
                     # page the weights in before anything is timed
-                    sequential_warm = urllib.request.Request(
+                    warm = urllib.request.Request(
                         f"{server.base_url}/chat/completions", method="POST",
                         headers={"content-type": "application/json"},
                         data=json.dumps({"model": MODEL_NAME, "max_tokens": 4, "messages": [
                             {"role": "user", "content": "Hello"}]}).encode())
-                    urllib.request.urlopen(sequential_warm, timeout=120).read()
+                    urllib.request.urlopen(warm, timeout=120).read()
                     results["servers"]["llama_cpp_server"] = bench_server(
                         server, "llama", llama_limit, llama_max_tokens, args.concurrency,
-                        1, work, None)
+                        llama_rounds, work, None)
             except Exception as exc:  # noqa: BLE001 - report it in the results
                 results["servers"]["llama_cpp_server"] = {"error": f"{type(exc).__name__}: "
                                                                    f"{exc}"}

@@ -277,8 +277,9 @@ def eval_(
         judge_max_tokens=judge_max_tokens, concurrency=concurrency, seed=seed)
     result = run_eval(config, out, use_cache=not no_cache)
     _print_summary(result.summary)
-    typer.echo(f"report: {result.run_dir / 'report.html'}  (summary.json beside it; "
-               f"{result.model_calls} model calls, {result.cache_hits} from cache)", err=True)
+    typer.echo(f"{result.model_calls} model calls, {result.cache_hits} from the cache; "
+               "summary.json beside the report:", err=True)
+    typer.echo(str(result.run_dir / "report.html"))
     if result.failures:
         typer.echo(f"personae: error: {len(result.failures)} model calls failed (first: "
                    f"{result.failures[0]}); re-run the same command to retry them", err=True)

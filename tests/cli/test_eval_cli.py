@@ -49,7 +49,7 @@ def test_eval_report_rescore_export(scripted: tuple[str, str], tmp_path: Path) -
     run = tmp_path / "run"
     proc = run_cli(*small(subject, judge, run))
     assert proc.returncode == 0, proc.stderr
-    assert "PersonaScore" in proc.stderr and "report:" in proc.stderr
+    assert "PersonaScore" in proc.stderr and proc.stdout.strip() == str(run / "report.html")
     summary = json.loads((run / "summary.json").read_text())
     assert summary["fidelity"]["by_condition"]["persona"]["persona_score"]["value"] == 4.0
     assert summary["run"]["counts"]["responses"] == 2 * 2 * 3
@@ -183,3 +183,24 @@ def test_sigkill_then_same_command_finishes_every_record_exactly_once(tmp_path: 
     assert first_run_requests >= n_done
     summary = json.loads((run / "summary.json").read_text())
     assert summary["run"]["counts"]["responses"] == 45
+
+
+def test_ctrl_c_exits_130_with_completed_records_kept(tmp_path: Path) -> None:
+    run = tmp_path / "run"
+    db = run / "run.sqlite3"
+    with LoopbackServer(delay_s=0.2, reply="Therefore, the final score is 4.") as server:
+        model = f"openai:loop@{server.base_url}"
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "personae", "eval", "--personas", "personagym", "--limit",
+             "3", "--per-task", "1", "--model", model, "--judge", model, "--concurrency", "2",
+             "--out", str(run)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        deadline = time.monotonic() + 60
+        while _count(db, "response") < 4:
+            assert proc.poll() is None and time.monotonic() < deadline
+            time.sleep(0.05)
+        proc.send_signal(signal.SIGINT)
+        out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130, err
+    assert err.strip().splitlines()[-1] == "personae: interrupted"
+    assert "Traceback" not in err
+    assert _count(db, "response") >= 4

@@ -14,6 +14,7 @@ import asyncio
 import hashlib
 import json
 import random
+import sys
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -214,6 +215,7 @@ class EvalRun:
                       if r["persona_id"] in self.by_id]
         else:
             probes = await self.build_probes()
+            self.announce(probes)
             await self.run_responses(probes)
         suites = self.config.suites
         if "fidelity" in suites:
@@ -222,6 +224,15 @@ class EvalRun:
             await self.run_consistency(probes)
         if "atomic" in suites:
             await self.run_atomic(probes)
+
+    def announce(self, probes: Sequence[Probe]) -> None:
+        if self.config.progress == "off":
+            return
+        cfg = self.config
+        print(f"eval: {len(self.personas)} personas, {len(probes)} probes × "
+              f"{len(CONDITIONS)} conditions × {cfg.samples} sample(s) on {cfg.model}; "
+              f"judges: {', '.join(cfg.judges)}; suites: {', '.join(cfg.suites)}; "
+              f"run dir: {self.store.run_dir}", file=sys.stderr, flush=True)
 
     # -- probes --------------------------------------------------------------------------
     async def build_probes(self) -> list[Probe]:
