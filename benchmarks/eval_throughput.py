@@ -26,22 +26,30 @@ Two servers, each in its own process:
   each stage's span against its floor (ceil(calls / C) x 50 ms), the gaps between stages,
   and the tail after the last reply.
 * ``python -m llama_cpp.server`` serving the bundled SmolLM2-135M GGUF (its defaults,
-  n_ctx 4096). On a 2-core CPU 200 probes (1,400 calls) would take far too long, so this row
-  uses ``--llama-limit`` 4 personas (20 probes, 140 calls) and ``--llama-max-tokens`` 16 by
-  default. llama.cpp's server runs one request at a time, so the expected ratio is about 1x:
-  the row shows that personae adds no overhead to a real server, and what a cached re-run
+  n_ctx 4096). On a 2-core CPU 200 probes (1,400 calls, mostly ~300-750-token rubric
+  prompts at ~150-300 prompt tokens/s) would take over an hour per side, so this row uses
+  a subset by default: ``--llama-limit`` 2 personas (10 probes, 70 calls) and
+  ``--llama-max-tokens`` 16, in 2 rounds. llama.cpp's server runs one request at a time, so
+  the expected ratio is about 1x: the row shows that personae adds no overhead to a real
+  server beyond its own start-up and report (``wall_minus_server_busy_s``: wall time minus
+  the time llama.cpp reports for the requests, from its log), and what a cached re-run
   saves. Calls are counted in the server's access log.
 
-    PYTHONPATH=src python benchmarks/eval_throughput.py            # full run, 10-15 minutes
+    PYTHONPATH=src python benchmarks/eval_throughput.py            # full run, about 15 minutes
     PYTHONPATH=src python benchmarks/eval_throughput.py --quick    # smoke run, about 2 minutes
 
 Results go to benchmarks/results/eval_throughput.json (``--out``) and a table is printed.
-The ratio is sequential seconds / personae seconds, both measured in this run against the
-same server process. The machine is not isolated: the load average at the start is recorded,
-and the personae runs against the loopback server are repeated ``--repeats`` times (fresh
-cache and run directory each; medians reported). The baseline is timed inside this process
-after a warm-up request (imports and connection set-up excluded), personae as a whole
-process, which favours the baseline.
+Each row runs ``--rounds`` (loopback, default 3) or ``--llama-rounds`` (default 2) rounds of
+the loop and personae (first run and both re-runs), alternating which goes first, so that
+drift in the machine's speed hits both alike; the ratio is total loop seconds / total
+personae first-run seconds, the re-run share total re-run seconds / total first-run
+seconds, all measured in this run against the same server process. The machine is not
+isolated (other jobs may share its 2 cores): the load average at the start is recorded,
+and llama.cpp's prompt tokens/s under each side shows whether the server was equally fast
+for both. The loop is timed inside this process after a warm-up request (imports and
+connection set-up excluded), personae as a whole process; that favours the loop.
+``personae_eval_import_s`` is what a fresh interpreter needs just to import what
+``personae eval`` imports: the floor of any run, first or cached.
 """
 
 from __future__ import annotations

@@ -75,6 +75,10 @@ class Outcome:
     failures: list[str] = field(default_factory=list)
 
 
+def short_hash(text: str) -> str:
+    return hashlib.sha256(text.encode()).hexdigest()[:12]
+
+
 def personas_digest(personas: Sequence[Persona]) -> str:
     blob = "\n".join(f"{p.id}:{p.content_hash()}" for p in personas)
     return hashlib.sha256(blob.encode()).hexdigest()[:16]
@@ -312,17 +316,20 @@ class EvalRun:
                 for sample in range(self.config.samples):
                     key = response_key(probe, condition, sample)
                     params = self.subject_params.model_copy(update={"sample_index": sample})
+                    messages = self.subject_messages(persona, condition, probe.question)
+                    system = messages[0].content if messages[0].role == "system" else ""
                     jobs.append(ChatJob(
-                        [("response", key)], self.subject_messages(persona, condition,
-                                                                   probe.question), params,
-                        lambda c, key=key, probe=probe, condition=condition, sample=sample: [
-                            ("response", key, {
-                                "persona_id": probe.persona_id, "probe_id": probe.id,
-                                "task": probe.task, "condition": condition, "sample": sample,
-                                "question": probe.question, "text": c.text,
-                                "model": self.config.model, "finish_reason": c.finish_reason,
-                                "completion_tokens": c.completion_tokens,
-                                "latency_s": c.latency_s})]))
+                        [("response", key)], messages, params,
+                        lambda c, key=key, probe=probe, condition=condition, sample=sample,
+                        system=system: [("response", key, {
+                            "persona_id": probe.persona_id, "probe_id": probe.id,
+                            "task": probe.task, "condition": condition, "sample": sample,
+                            "question": probe.question, "text": c.text,
+                            "model": self.config.model, "seed": params.seed,
+                            "conditioning_hash": short_hash(system),
+                            "finish_reason": c.finish_reason,
+                            "completion_tokens": c.completion_tokens,
+                            "latency_s": c.latency_s})]))
         await self.chat_stage("responses", self.config.model, jobs)
 
     def responses(self, probes: Sequence[Probe], conditions: Sequence[str] = CONDITIONS,
@@ -405,6 +412,7 @@ class EvalRun:
                 "response_key": key, "persona_id": rec["persona_id"], "probe_id": probe.id,
                 "task": probe.task, "condition": rec["condition"], "judge": judge,
                 "variant": variant, "score": score, "raw": c.text, "batch_size": len(batch),
+                "rubric_hash": short_hash(personagym.rubric(probe.task)), "seed": params.seed,
             }) for (_, jkey), (key, probe, rec), score in zip(keys, batch, scores, strict=True)]
 
         return ChatJob(keys, personagym.grading_messages(items), params, records)
