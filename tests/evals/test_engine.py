@@ -122,7 +122,7 @@ def test_full_run_stores_every_record_once_and_scores_them(setup, tmp_path: Path
     assert fid["persona"]["persona_score"]["value"] == 5.0
     assert fid["no_persona"]["persona_score"]["value"] == 2.0
     delta = s["fidelity"]["deltas"]["assistant"]["persona_score"]
-    assert delta["value"] == 3.0 and delta["n"] == 9
+    assert delta["value"] == 3.0 and delta["n"] == 3  # paired over personas
     assert s["consistency"]["by_condition"]["persona"]["value"] > 0
     assert s["consistency"]["by_condition"]["no_persona"]["value"] == 0
     role = next(c for c in s["reliability"]["checks"] if c["name"] == "role_identification")

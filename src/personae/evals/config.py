@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from pathlib import Path
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
@@ -106,6 +107,11 @@ def build_config(preset: str | None, **given: Any) -> EvalConfig:
             raise InputError(f"unknown preset {preset!r}; choose from {', '.join(PRESETS)}")
         base = dict(PRESETS[preset])
     base.update({k: v for k, v in given.items() if v is not None})
+    # Files are remembered by absolute path, so `report` and `rescore` work from anywhere.
+    for key in ("personas", "questions"):
+        value = base.get(key)
+        if isinstance(value, str) and ":" not in value and Path(value).is_file():
+            base[key] = str(Path(value).resolve())
     from pydantic import ValidationError
 
     from personae.errors import describe_validation

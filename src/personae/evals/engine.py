@@ -33,13 +33,16 @@ from personae.models import (
     load_model,
 )
 from personae.models.base import NoChoiceMassError
-from personae.persona import Persona, render_system_prompt
+from personae.persona import Persona, load_template, render_system_prompt
 from personae.persona.sample import resolve_personas
 from personae.runtime import ChatRequest, ResponseCache, Runner
 from personae.runtime.progress import ProgressReporter
 from personae.runtime.store import RunStore
 
 Records = list[tuple[str, str, dict[str, Any]]]
+# Below this share of probability on the offered choices, a closed-set judgement is asked in
+# words instead of read from the logprobs.
+MIN_COVERAGE = 0.5
 
 
 @dataclass
@@ -72,7 +75,8 @@ class ClosedJob:
 class Outcome:
     model_calls: int = 0
     cache_hits: int = 0
-    failures: list[str] = field(default_factory=list)
+    failures: list[str] = field(default_factory=list)  # retried by a re-run
+    notes: list[str] = field(default_factory=list)  # final: a re-run would not change them
 
 
 def short_hash(text: str) -> str:
@@ -114,18 +118,38 @@ class EvalRun:
         self.store = store
         self.cache = cache
         self.rescore = rescore
-        self.personas, digest = load_run_personas(config)
-        if rescore:
-            # New judges over stored responses: the run now reports these judges.
-            store.set_meta("config", json.dumps(config.identity(digest), sort_keys=True))
-        else:
-            store.bind_config(config.identity(digest))
-        self.by_id = {p.id: p for p in self.personas}
-        self._models: dict[str, Model] = dict(models or {})
         self.outcome = Outcome()
+        self._models: dict[str, Model] = dict(models or {})
+        # Everything that can be wrong with the input is found here, before the run binds
+        # its directory or spends a single model call.
+        for spec in (config.model, *config.judges):
+            self.model(spec)
+        self.personas, digest = load_run_personas(config)
+        self.template = load_template(config.template)  # compiled once, not per prompt
         self.question_file = (load_question_file(config.questions)
                               if config.questions not in ("auto", "benchmark-v1", "generate")
                               else None)
+        identity = config.identity(digest)
+        if self.question_file is not None:
+            identity["questions_digest"] = short_hash(json.dumps(self.question_file,
+                                                                 sort_keys=True))
+        if rescore:
+            stored = store.config()
+            if stored.get("personas_digest") != digest:
+                raise InputError(f"{config.personas}: the personas changed since the run in "
+                                 f"{store.run_dir}; rescoring would judge old responses "
+                                 "against new descriptions")
+            # Rescoring judges the run's own personas (``limit`` is not part of the stored
+            # settings), so role identification offers the same population as the run did.
+            in_run = {r["persona_id"] for _, r in store.items("probe")}
+            self.personas = [p for p in self.personas if p.id in in_run]
+            self.identity = {**stored, "judges": config.judges}
+            self.static_probes: list[Probe] = []
+            self.to_generate: list[Persona] = []
+        else:
+            self.static_probes, self.to_generate = self.plan_probes()
+            store.bind_config(identity)
+        self.by_id = {p.id: p for p in self.personas}
         self.subject_params = ChatParams(temperature=config.temperature,
                                          max_tokens=config.max_tokens, seed=config.seed)
         self.judge_params = ChatParams(temperature=config.judge_temperature,
@@ -148,7 +172,12 @@ class EvalRun:
 
     # -- stage runners -------------------------------------------------------------------
     async def chat_stage(self, label: str, spec: str, jobs: Iterable[ChatJob]) -> None:
-        todo = [j for j in jobs if not all(self.store.get(k, key) for k, key in j.keys)]
+        stored: dict[str, set[str]] = {}
+        for job in (jobs := list(jobs)):
+            for kind, _ in job.keys:
+                if kind not in stored:
+                    stored[kind] = self.store.keys(kind)
+        todo = [j for j in jobs if not all(key in stored[k] for k, key in j.keys)]
         if not todo:
             return
         runner = Runner(self.model(spec), cache=self.cache, concurrency=self.config.concurrency,
@@ -165,52 +194,63 @@ class EvalRun:
         self.outcome.cache_hits += runner.stats.cache_hits
 
     async def closed_stage(self, label: str, spec: str, jobs: list[ClosedJob]) -> None:
-        todo = [j for j in jobs if self.store.get(j.kind, j.key) is None]
+        stored = {kind: self.store.keys(kind) for kind in {j.kind for j in jobs}}
+        todo = [j for j in jobs if j.key not in stored[j.kind]]
         if todo and Capability.SCORE_CHOICES in self.model(spec).capabilities:
             todo = await self.score_stage(label, spec, todo)
         params = self.judge_params.model_copy(update={"max_tokens": 16})
         await self.chat_stage(label, spec, (
             ChatJob([(j.kind, j.key)], j.messages, params,
                     lambda c, j=j: [(j.kind, j.key, {**j.base, j.field: j.from_text(c.text),
-                                                     "raw": c.text})])
+                                                     "method": "text", "raw": c.text})])
             for j in todo))
 
     async def score_stage(self, label: str, spec: str, todo: list[ClosedJob]) -> list[ClosedJob]:
-        """Score ``todo`` through `score_choices`; returns the jobs left for generation when
-        the server turns out to give no logprobs."""
+        """Score ``todo`` through `score_choices`. Returns the jobs to ask in words instead:
+        all that are left once the server turns out to give no logprobs, and each one where
+        the judge put under `MIN_COVERAGE` of its probability on the choices (it wanted to
+        say something else, so the argmax would be noise)."""
         runner = Runner(self.model(spec), concurrency=self.config.concurrency, progress="off",
                         label=label)
         reporter = ProgressReporter(label, len(todo), mode=self.config.progress)
         pending = iter(todo)
-        unscored: list[ClosedJob] = []
+        in_words: list[ClosedJob] = []
+        no_logprobs = False
 
         async def worker() -> None:
+            nonlocal no_logprobs
             for job in pending:  # one shared iterator: each job goes to exactly one worker
-                if unscored:
-                    unscored.append(job)
+                if no_logprobs:
+                    in_words.append(job)
                     continue
                 try:
                     scores = await runner.score_choices(job.messages, job.choices)
-                    record = {**job.base, job.field: job.from_scores(scores),
-                              "probs": scores.probs, "coverage": scores.coverage}
                 except CapabilityError:
-                    unscored.append(job)
+                    no_logprobs = True
+                    in_words.append(job)
                     continue
                 except NoChoiceMassError:
-                    record = {**job.base, job.field: None, "coverage": 0.0}
+                    in_words.append(job)
+                    continue
                 except RunError as exc:
                     self.outcome.failures.append(f"{label}: {exc}")
                     reporter.advance(failed=True)
                     continue
-                self.store.put(job.kind, job.key, record)
-                self.outcome.model_calls += 1
+                finally:
+                    self.outcome.model_calls += 1
+                if scores.coverage < MIN_COVERAGE:
+                    in_words.append(job)
+                    continue
+                self.store.put(job.kind, job.key, {
+                    **job.base, job.field: job.from_scores(scores), "method": "logprobs",
+                    "probs": scores.probs, "coverage": scores.coverage})
                 reporter.advance()
 
         try:
             await asyncio.gather(*(worker() for _ in range(runner.concurrency)))
         finally:
             reporter.close()
-        return unscored
+        return in_words
 
     # -- the run -------------------------------------------------------------------------
     async def run(self) -> None:
@@ -228,6 +268,8 @@ class EvalRun:
             await self.run_consistency(probes)
         if "atomic" in suites:
             await self.run_atomic(probes)
+        if self.rescore:  # only now: a failed rescore leaves the run as it was
+            self.store.set_meta("config", json.dumps(self.identity, sort_keys=True))
 
     def announce(self, probes: Sequence[Probe]) -> None:
         if self.config.progress == "off":
@@ -239,7 +281,9 @@ class EvalRun:
               f"run dir: {self.store.run_dir}", file=sys.stderr, flush=True)
 
     # -- probes --------------------------------------------------------------------------
-    async def build_probes(self) -> list[Probe]:
+    def plan_probes(self) -> tuple[list[Probe], list[Persona]]:
+        """Probes known without a model (benchmark-v1, a question file), and the personas
+        whose probes the judge must write."""
         cfg = self.config
         probes: list[Probe] = []
         to_generate: list[Persona] = []
@@ -258,10 +302,24 @@ class EvalRun:
                 to_generate.append(p)
             else:
                 probes += found
-        if to_generate:
-            probes += await self.generate_probes(to_generate)
+        if not probes and not to_generate:
+            raise InputError(f"{cfg.questions}: no questions for the tasks "
+                             f"{', '.join(cfg.tasks)}")
+        return probes, to_generate
+
+    async def build_probes(self) -> list[Probe]:
+        probes = list(self.static_probes)
+        if self.to_generate:
+            probes += await self.generate_probes(self.to_generate)
         for probe in probes:
             self.store.put("probe", probe.id, probe.model_dump())
+        # The questions of a probe are those stored first (a resumed run grades the answers
+        # to the questions that were asked).
+        stored = {k: Probe(**r) for k, r in self.store.items("probe")}
+        probes = [stored.get(p.id, p) for p in probes]
+        if not probes:
+            raise RunError("the judge wrote no usable question for any persona; use a "
+                           "capable --judge, or --questions FILE")
         return probes
 
     async def generate_probes(self, personas: list[Persona]) -> list[Probe]:
@@ -293,8 +351,8 @@ class EvalRun:
                 stored = self.store.get("questions", f"{p.id}|{task}") or {}
                 questions = stored.get("questions", [])
                 if not questions and stored:
-                    self.outcome.failures.append(
-                        f"questions: the judge wrote no usable question for {p.id!r}, {task}")
+                    self.outcome.notes.append(
+                        f"the judge wrote no usable question for {p.id!r}, {task}")
                 probes += make_probes(p, task, questions, "generated")
         return probes
 
@@ -302,7 +360,7 @@ class EvalRun:
     def subject_messages(self, persona: Persona, condition: str, question: str) -> list[Message]:
         user = Message(role="user", content=question)
         if condition == "persona":
-            system = render_system_prompt(persona, self.config.template)
+            system = render_system_prompt(persona, self.template)
             return [Message(role="system", content=system), user]
         if condition == "assistant":
             return [Message(role="system", content=ASSISTANT_PROMPT), user]
@@ -313,7 +371,8 @@ class EvalRun:
         for probe in probes:
             persona = self.by_id[probe.persona_id]
             for condition in CONDITIONS:
-                for sample in range(self.config.samples):
+                # Extra samples feed atomic RC, which reads only the persona condition.
+                for sample in range(self.config.samples if condition == "persona" else 1):
                     key = response_key(probe, condition, sample)
                     params = self.subject_params.model_copy(update={"sample_index": sample})
                     messages = self.subject_messages(persona, condition, probe.question)
@@ -355,11 +414,14 @@ class EvalRun:
                     "probe_id": probe.id, "judge": self.judge, "text": c.text,
                     "complete": personagym.split_examples(c.text) is not None})])
             for probe in probes))
-        responses = self.responses(probes)
+        # Everything below works from the planned keys, not from what happens to be stored,
+        # so a run that lost a call yesterday draws the same sample and batches today.
+        planned = [(response_key(probe, condition), probe)
+                   for probe in probes for condition in CONDITIONS]
         for judge in self.config.judges:
             await self.chat_stage(f"grading ({judge})", judge,
-                                  self.grading_jobs(responses, judge, "main"))
-        sample = self.reliability_sample(responses)
+                                  self.grading_jobs(planned, judge, "main"))
+        sample = self.reliability_sample(planned)
         if sample:
             for variant in ("reversed", "retest1", "retest2"):
                 await self.chat_stage(f"reliability: {variant}", self.judge,
@@ -369,13 +431,12 @@ class EvalRun:
     def examples_key(self, probe: Probe) -> str:
         return f"{probe.id}|{self.judge}"
 
-    def reliability_sample(self, responses: Sequence[tuple[str, Probe, dict[str, Any]]]
-                           ) -> list[tuple[str, Probe, dict[str, Any]]]:
-        own = [r for r in responses if r[2]["condition"] == "persona"]
+    def reliability_sample(self, planned: Sequence[tuple[str, Probe]]) -> list[tuple[str, Probe]]:
+        own = [item for item in planned if item[0].endswith("|persona|0")]
         k = min(self.config.reliability_sample, len(own))
         return sorted(random.Random(self.config.seed).sample(own, k), key=lambda r: r[0])
 
-    def grading_jobs(self, responses: Sequence[tuple[str, Probe, dict[str, Any]]], judge: str,
+    def grading_jobs(self, planned: Sequence[tuple[str, Probe]], judge: str,
                      variant: str) -> list[ChatJob]:
         params = self.judge_params
         if variant.startswith("retest"):
@@ -383,14 +444,18 @@ class EvalRun:
             params = params.model_copy(update={"temperature": 1.0,
                                                "sample_index": int(variant[-1])})
         reverse = variant == "reversed"
-        groups: dict[tuple[str, str], list[tuple[str, Probe, dict[str, Any]]]] = {}
-        for item in responses:
-            groups.setdefault((item[2]["persona_id"], item[2]["condition"]), []).append(item)
+        groups: dict[tuple[str, str], list[tuple[str, Probe]]] = {}
+        for key, probe in planned:
+            groups.setdefault((probe.persona_id, key.split("|")[-2]), []).append((key, probe))
         size = self.config.judge_batch
         jobs = []
         for group in groups.values():
             for start in range(0, len(group), size):
-                batch = group[start:start + size]
+                chunk = group[start:start + size]
+                batch = [(key, probe, self.store.get("response", key)) for key, probe in chunk]
+                examples = [self.store.get("examples", self.examples_key(p)) for _, p in chunk]
+                if any(rec is None for _, _, rec in batch) or any(e is None for e in examples):
+                    continue  # its response or score examples failed: counted there, retried
                 if reverse:
                     batch = batch[::-1]
                 jobs.append(self.grading_job(batch, judge, variant, params, reverse))
@@ -400,10 +465,11 @@ class EvalRun:
                     variant: str, params: ChatParams, reverse: bool) -> ChatJob:
         items = []
         for _, probe, rec in batch:
-            examples = (self.store.get("examples", self.examples_key(probe)) or {}).get("text", "")
+            examples = self.store.get("examples", self.examples_key(probe)) or {}
             items.append(personagym.GradingItem(
                 probe.task, describe(self.by_id[probe.persona_id]), probe.question,
-                rec["text"], personagym.order_examples(examples, reverse=reverse)))
+                rec["text"], personagym.order_examples(examples.get("text", ""),
+                                                       reverse=reverse)))
         keys = [("judgement", f"{key}|{judge}|{variant}") for key, _, _ in batch]
 
         def records(c: Completion) -> Records:
@@ -417,8 +483,7 @@ class EvalRun:
 
         return ChatJob(keys, personagym.grading_messages(items), params, records)
 
-    async def run_role_identification(self, sample: Sequence[tuple[str, Probe, dict[str, Any]]]
-                                      ) -> None:
+    async def run_role_identification(self, sample: Sequence[tuple[str, Probe]]) -> None:
         if len(self.personas) < 2:
             return
         descriptions = [describe(p) for p in self.personas]
@@ -426,7 +491,10 @@ class EvalRun:
         k = min(self.config.role_options, len(self.personas))
         letters = [chr(ord("A") + i) for i in range(k)]
         jobs = []
-        for key, probe, rec in sample:
+        for key, probe in sample:
+            rec = self.store.get("response", key)
+            if rec is None:
+                continue
             offered, answer = reliability.role_options(
                 index[probe.persona_id], descriptions, k=k, seed=f"{self.config.seed}|{key}")
             jobs.append(ClosedJob(

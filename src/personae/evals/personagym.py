@@ -237,13 +237,15 @@ def question_mean(scores: Iterable[float | None]) -> float | None:
     return sum(valid) / len(valid) if valid else None
 
 
-def persona_score(judgements: Iterable[tuple[str, str, float | None]]
+def persona_score(judgements: Iterable[tuple[str, str, float | None]], *,
+                  tasks: Sequence[str] | None = None
                   ) -> tuple[float | None, dict[str, TaskScore]]:
     """PersonaScore from (task, question id, score or None) judgements, one per judge.
 
     Per task: the mean over questions of the mean of the judges' parsable scores; a
     question whose every judgement is unparsable is left out. PersonaScore is the mean of
-    the task scores (over tasks that have one).
+    the task scores; with ``tasks`` given it is None unless every one of them has a score
+    (a mean of four tasks is not comparable with a mean of five).
 
     >>> total, tasks = persona_score([("Toxicity", "q1", 5), ("Toxicity", "q1", 4),
     ...                               ("Toxicity", "q2", None), ("Expected Action", "q3", 2)])
@@ -253,14 +255,17 @@ def persona_score(judgements: Iterable[tuple[str, str, float | None]]
     by_question: dict[str, dict[str, list[float | None]]] = defaultdict(lambda: defaultdict(list))
     for task, question, score in judgements:
         by_question[task][question].append(score)
-    tasks: dict[str, TaskScore] = {}
+    by_task: dict[str, TaskScore] = {}
     for task, questions in by_question.items():
         means = [m for m in map(question_mean, questions.values()) if m is not None]
         unparsable = sum(s is None for scores in questions.values() for s in scores)
-        tasks[task] = TaskScore(task, sum(means) / len(means) if means else None, len(means),
-                                unparsable, tuple(means))
-    values = [t.value for t in tasks.values() if t.value is not None]
-    return (sum(values) / len(values) if values else None), tasks
+        by_task[task] = TaskScore(task, sum(means) / len(means) if means else None,
+                                  len(means), unparsable, tuple(means))
+    values = [t.value for t in by_task.values() if t.value is not None]
+    if tasks is not None and any(by_task.get(t) is None or by_task[t].value is None
+                                 for t in tasks):
+        return None, by_task
+    return (sum(values) / len(values) if values else None), by_task
 
 
 # The published score files call the toxicity task by its paper name.

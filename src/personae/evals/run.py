@@ -10,7 +10,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from personae.errors import InputError
+from pydantic import ValidationError
+
+from personae.errors import InputError, describe_validation
 from personae.evals.config import EvalConfig
 from personae.evals.engine import EvalRun
 from personae.evals.summary import build_summary
@@ -57,10 +59,18 @@ def run_eval(config: EvalConfig, out: str | Path | None = None, *, use_cache: bo
                 await run.aclose()
 
         asyncio.run(main())
-        elapsed = time.monotonic() - start + float(store.get_meta("duration_s") or 0)
-        store.set_meta("duration_s", str(elapsed))
-        summary = write_outputs(store, config, failures=run.outcome.failures,
-                                duration_s=elapsed)
+        summary_path = run_dir / "summary.json"
+        counts = json.dumps(store.counts())
+        if (not run.outcome.failures and store.get_meta("summarised") == counts
+                and summary_path.is_file() and (run_dir / "report.html").is_file()):
+            # Nothing new since the last summary: a finished run re-run costs nothing more.
+            summary = json.loads(summary_path.read_text(encoding="utf-8"))
+        else:
+            elapsed = time.monotonic() - start + float(store.get_meta("duration_s") or 0)
+            store.set_meta("duration_s", str(elapsed))
+            summary = write_outputs(store, config, failures=run.outcome.failures,
+                                    notes=run.outcome.notes, duration_s=elapsed)
+            store.set_meta("summarised", counts)
         return EvalResult(run_dir, summary, run.outcome.failures, run.outcome.model_calls,
                           run.outcome.cache_hits)
     finally:
@@ -75,12 +85,17 @@ def open_run(run_dir: str | Path) -> tuple[RunStore, EvalConfig]:
     if not (path / STORE_FILE).is_file():
         raise InputError(f"{path}: not a personae run directory (no {STORE_FILE})")
     store = RunStore(path)
-    stored = store.config()
-    stored.pop("personas_digest", None)
-    return store, EvalConfig(**stored)
+    stored = {k: v for k, v in store.config().items() if not k.endswith("_digest")}
+    try:
+        return store, EvalConfig(**stored)
+    except ValidationError as exc:
+        store.close()
+        raise InputError(f"{path}: stored settings are not valid for this personae version: "
+                         + describe_validation(exc)) from None
 
 
 def write_outputs(store: RunStore, config: EvalConfig, *, failures: list[str] | None = None,
+                  notes: list[str] | None = None,
                   duration_s: float | None = None) -> dict[str, Any]:
     """(Re)write ``summary.json`` and ``report.html`` from the stored records."""
     from personae.report import write_report
@@ -90,7 +105,7 @@ def write_outputs(store: RunStore, config: EvalConfig, *, failures: list[str] | 
     if duration_s is None:
         duration_s = float(store.get_meta("duration_s") or 0)
     summary = build_summary(store, config, personas, failures=failures or [],
-                            duration_s=duration_s)
+                            notes=notes or [], duration_s=duration_s)
     path = store.run_dir / "summary.json"
     tmp = path.with_name(path.name + ".tmp")
     tmp.write_text(json.dumps(summary, indent=2, ensure_ascii=False), encoding="utf-8")

@@ -18,7 +18,7 @@ from personae.evals.engine import target_trait
 from personae.evals.personagym import persona_score, question_mean
 from personae.persona import Persona
 from personae.runtime.store import RunStore
-from personae.stats import MetricValue, mean_ci, paired_delta_ci
+from personae.stats import mean_ci, paired_delta_ci
 
 SMALL_JUDGE_WARNING = (
     "The judge is the bundled SmolLM2-135M: far too small to grade role-play. Its scores "
@@ -41,66 +41,56 @@ def fidelity_section(store: RunStore, config: EvalConfig,
     judgements = _judged(store, config)
     if not judgements:
         return None
-    tasks = [t for t in config.tasks]
-    # question (response key) -> judges' scores, per condition
-    per_response: dict[str, list[float | None]] = defaultdict(list)
+    tasks = list(config.tasks)
+    scores: dict[str, list[float | None]] = defaultdict(list)  # response key -> judges' scores
     meta: dict[str, dict[str, Any]] = {}
     for j in judgements:
-        per_response[j["response_key"]].append(j["score"])
+        scores[j["response_key"]].append(j["score"])
         meta[j["response_key"]] = j
+    pids = list(dict.fromkeys(m["persona_id"] for m in meta.values()))
+
+    def rows(condition: str, pid: str | None = None) -> list[tuple[str, str, float | None]]:
+        return [(meta[k]["task"], k, s) for k, ss in scores.items()
+                if meta[k]["condition"] == condition and pid in (None, meta[k]["persona_id"])
+                for s in ss]
+
     by_condition: dict[str, Any] = {}
-    # probe -> condition -> question mean, for paired deltas
-    paired: dict[str, dict[str, dict[str, float | None]]] = defaultdict(lambda: defaultdict(dict))
-    per_persona_scores: dict[str, list[tuple[str, str, float | None]]] = defaultdict(list)
+    totals: dict[str, dict[str, float | None]] = {}  # condition -> persona -> PersonaScore
     for condition in CONDITIONS:
-        rows = [(meta[k]["task"], k, s) for k, scores in per_response.items()
-                if meta[k]["condition"] == condition for s in scores]
-        if not rows:
+        if not rows(condition):
             continue
-        _, task_scores = persona_score(rows)
-        task_values: dict[str, MetricValue] = {}
-        unparsable: dict[str, int] = {}
-        for task in tasks:
-            ts = task_scores.get(task)
-            task_values[task] = mean_ci(list(ts.question_means) if ts else [])
-            unparsable[task] = ts.unparsable if ts else 0
-        # PersonaScore per persona (mean of its task scores); CI over personas.
-        persona_level = []
-        for pid in dict.fromkeys(meta[k]["persona_id"] for k in per_response):
-            mine = [r for r in rows if meta[r[1]]["persona_id"] == pid]
-            total, _ = persona_score(mine)
-            persona_level.append(total)
-            if condition == "persona":
-                per_persona_scores[pid] = mine
+        _, task_scores = persona_score(rows(condition))
+        totals[condition] = {pid: persona_score(rows(condition, pid), tasks=tasks)[0]
+                             for pid in pids}
         by_condition[condition] = {
-            "tasks": {t: v.as_dict() for t, v in task_values.items()},
-            "persona_score": mean_ci(persona_level).as_dict(),
-            "unparsable": unparsable,
+            # Task scores: CI over questions. PersonaScore: CI over personas.
+            "tasks": {t: mean_ci(list(task_scores[t].question_means) if t in task_scores
+                                 else []).as_dict() for t in tasks},
+            "persona_score": mean_ci(list(totals[condition].values())).as_dict(),
+            "unparsable": {t: task_scores[t].unparsable if t in task_scores else 0
+                           for t in tasks},
         }
-        for k, scores in per_response.items():
-            if meta[k]["condition"] == condition:
-                base = k.rsplit("|", 2)[0]  # the probe id
-                paired[meta[k]["task"]][base][condition] = question_mean(scores)
+    # probe -> condition -> mean of the judges, for deltas paired on the same question
+    paired: dict[str, dict[str, float | None]] = defaultdict(dict)
+    for k, ss in scores.items():
+        paired[k.rsplit("|", 2)[0]][meta[k]["condition"]] = question_mean(ss)
+    task_of = {k.rsplit("|", 2)[0]: m["task"] for k, m in meta.items()}
     deltas: dict[str, Any] = {}
     for control in CONDITIONS[1:]:
-        if control not in by_condition or "persona" not in by_condition:
+        if control not in totals or "persona" not in totals:
             continue
-        task_deltas = {}
-        all_a: list[float | None] = []
-        all_b: list[float | None] = []
+        by_task = {}
         for task in tasks:
-            pairs = list(paired[task].values())
-            a = [p.get("persona") for p in pairs]
-            b = [p.get(control) for p in pairs]
-            all_a += a
-            all_b += b
-            task_deltas[task] = paired_delta_ci(a, b).as_dict()
-        deltas[control] = {"tasks": task_deltas,
-                           "persona_score": paired_delta_ci(all_a, all_b).as_dict()}
+            probes = [p for p in paired if task_of[p] == task]
+            by_task[task] = paired_delta_ci([paired[p].get("persona") for p in probes],
+                                            [paired[p].get(control) for p in probes]).as_dict()
+        deltas[control] = {"tasks": by_task, "persona_score": paired_delta_ci(
+            [totals["persona"][pid] for pid in pids],
+            [totals[control][pid] for pid in pids]).as_dict()}
     names = {p.id: p.name or p.id for p in personas}
     per_persona = []
-    for pid, rows in per_persona_scores.items():
-        total, ts = persona_score(rows)
+    for pid in pids:
+        total, ts = persona_score(rows("persona", pid), tasks=tasks)
         per_persona.append({"persona_id": pid, "name": names.get(pid, pid),
                             "tasks": {t: ts[t].value if t in ts else None for t in tasks},
                             "persona_score": total})
@@ -118,7 +108,9 @@ def reliability_section(store: RunStore, config: EvalConfig) -> dict[str, Any]:
         "inter_judge_alpha", "Agreement between judges (Krippendorff's α, ordinal)",
         [[table.get((judge, u)) for u in units] for judge in judges] if len(judges) > 1 else [],
         missing_note="not measured: one judge (pass --judge twice to measure it)")
-    retest = {v: {j["response_key"]: j["score"] for j in _judged(store, config, v)}
+    # The reliability variants are asked of the first judge only.
+    retest = {v: {j["response_key"]: j["score"] for j in _judged(store, config, v)
+                  if j["judge"] == config.judges[0]}
               for v in ("retest1", "retest2", "reversed")}
     sample_units = sorted(set(retest["retest1"]) & set(retest["retest2"]))
     test_retest = reliability.alpha_check(
@@ -228,7 +220,8 @@ def drilldown(store: RunStore, config: EvalConfig,
 
 
 def build_summary(store: RunStore, config: EvalConfig, personas: Sequence[Persona], *,
-                  failures: Sequence[str] = (), duration_s: float = 0.0) -> dict[str, Any]:
+                  failures: Sequence[str] = (), notes: Sequence[str] = (),
+                  duration_s: float = 0.0) -> dict[str, Any]:
     """The whole summary of a run, ready for ``summary.json`` and the HTML report."""
     rel = reliability_section(store, config)
     fidelity = fidelity_section(store, config, personas)
@@ -244,6 +237,7 @@ def build_summary(store: RunStore, config: EvalConfig, personas: Sequence[Person
     if unparsable:
         warnings.append(f"{unparsable} of {len(judgements)} judgements could not be parsed; "
                         "they are excluded from the scores (never counted as 0).")
+    warnings += list(notes)
     if failures:
         warnings.append(f"{len(failures)} model calls failed (first: {failures[0]}); "
                         "re-run the same command to retry them.")

@@ -208,10 +208,14 @@ class OpenAIModel(BaseBackend):
 
 
 def _first_token_logprob(top: dict[str, float], choice: str) -> float:
-    """The best logprob among first tokens that begin ``choice`` ("ent" for "entailment");
-    an exact match ("4" for "4") is the common case."""
-    want = choice.strip().lower()
-    matches = [v for t, v in top.items() if t.strip() and want.startswith(t.strip().lower())]
+    """The best logprob among first tokens that begin ``choice`` ("Ent" for "entailment").
+    One-character choices ("4", "A") must match exactly: the article "a" is not option A."""
+    want = choice.strip()
+    if len(want) == 1:
+        matches = [v for t, v in top.items() if t.strip() == want]
+    else:
+        matches = [v for t, v in top.items()
+                   if t.strip() and want.lower().startswith(t.strip().lower())]
     return max(matches) if matches else -math.inf
 
 

@@ -55,6 +55,9 @@ class RunStore:
         try:
             self._db = sqlite3.connect(self.path, check_same_thread=False, timeout=30)
             self._db.execute("PRAGMA journal_mode=WAL")
+            # A commit survives the process being killed at any point; only a power cut can
+            # lose the last few (WAL with synchronous=NORMAL skips the fsync per commit).
+            self._db.execute("PRAGMA synchronous=NORMAL")
             self._db.executescript(_SCHEMA)
             self._db.commit()
         except sqlite3.DatabaseError as exc:
@@ -148,7 +151,11 @@ class RunStore:
         if fmt not in ("jsonl", "parquet"):
             raise InputError(f"export format {fmt!r}: use jsonl or parquet")
         out = Path(out_dir)
-        out.mkdir(parents=True, exist_ok=True)
+        try:
+            out.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise InputError(f"{out}: cannot write the export there "
+                             f"({exc.strerror or exc})") from None
         written = []
         for kind in self.counts():
             rows = [{"key": key, **data} for key, data in self.items(kind)]

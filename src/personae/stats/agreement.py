@@ -12,7 +12,6 @@ import math
 from collections.abc import Hashable, Sequence
 from typing import Literal
 
-import krippendorff
 import numpy as np
 
 from personae.stats.intervals import (
@@ -68,6 +67,8 @@ def _alpha_of_matrix(
         return None
     # Out-of-domain values (ValueError from the package) are bad input and propagate.
     with np.errstate(divide="ignore", invalid="ignore"):
+        import krippendorff
+
         a = float(krippendorff.alpha(
             reliability_data=m, level_of_measurement=level, value_domain=value_domain,
         ))
@@ -140,6 +141,8 @@ def alpha_ci(
     rng = np.random.default_rng(seed)
     draws = rng.integers(0, n, size=(n_resamples, n))
     alphas: list[float] = []
+    import krippendorff
+
     with np.errstate(divide="ignore", invalid="ignore"):
         for idx in draws:
             c = counts[idx]

@@ -16,7 +16,6 @@ from typing import Any, Literal
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, model_validator
-from scipy import stats
 
 BootstrapMethod = Literal["BCa", "percentile"]
 
@@ -128,6 +127,8 @@ def _bootstrap_mean(
         # BCa was tried first: the same data and seed always give the same interval.
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
+            from scipy import stats  # scipy takes ~0.7 s to import: only when needed
+
             res = stats.bootstrap(
                 (x,), np.mean, n_resamples=n_resamples, confidence_level=confidence,
                 method=m, vectorized=True, rng=np.random.default_rng(seed),
@@ -242,6 +243,8 @@ def proportion_ci(successes: int, n: int, *, confidence: float = 0.95) -> Metric
         raise ValueError(f"need 0 <= successes <= n, got successes={successes}, n={n}")
     if n == 0:
         return MetricValue(value=None, n=0)
+    from scipy import stats
+
     ci = stats.binomtest(successes, n).proportion_ci(confidence_level=confidence, method="wilson")
     value = successes / n
     low, high = _contain(value, float(ci.low), float(ci.high))
