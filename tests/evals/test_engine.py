@@ -247,3 +247,96 @@ def test_generated_probes_use_the_judges_settings_and_questions(setup, tmp_path:
     assert store.get("settings", "ana")["settings"] == ["Wedding", "Classroom"]
     questions = sorted(r["question"] for _, r in store.items("probe") if r["persona_id"] == "ana")
     assert questions == ["How do you teach a class?", "What do you do at a wedding?"]
+
+
+def test_rescore_keeps_the_runs_population_and_refuses_changed_personas(setup,
+                                                                         tmp_path: Path) -> None:
+    from personae.errors import InputError
+
+    team, questions = setup
+    run_eval(config(team, questions, suites=["fidelity"], limit=2), tmp_path / "run",
+             models=models())
+    _, stored = open_run(tmp_path / "run")
+    assert stored.limit is None  # limit is not a stored setting...
+    run_eval(stored.model_copy(update={"judges": ["scripted:judge2"]}), tmp_path / "run",
+             rescore=True, models={"scripted:subject": ScriptedModel(subject, name="subject"),
+                                   "scripted:judge2": Judge(judge, name="judge2")})
+    store, _ = open_run(tmp_path / "run")
+    roles = [r for _, r in store.items("role") if r["judge"] == "scripted:judge2"]
+    # ...yet role identification offers only the run's two personas, never "chen".
+    assert roles and all(set(r["options"]) <= {"ana", "bo"} for r in roles)
+
+    team.write_text(PERSONAS.replace("night-shift nurse", "day-shift doctor"))
+    with pytest.raises(InputError, match="personas changed"):
+        run_eval(stored.model_copy(update={"judges": ["scripted:judge3"]}), tmp_path / "run",
+                 rescore=True, models={"scripted:judge3": Judge(judge, name="judge3")})
+    assert open_run(tmp_path / "run")[1].judges == ["scripted:judge2"]
+
+
+def test_a_typo_in_a_judge_spec_fails_before_any_work(setup, tmp_path: Path) -> None:
+    from personae.errors import InputError
+
+    team, questions = setup
+    subject_model = ScriptedModel(subject, name="subject")
+    with pytest.raises(InputError, match="nope.yaml"):
+        run_eval(config(team, questions, judges=[f"scripted:{tmp_path / 'nope.yaml'}"]),
+                 tmp_path / "run", models={"scripted:subject": subject_model})
+    assert subject_model.calls == 0
+    from personae.runtime.store import RunStore
+
+    assert RunStore(tmp_path / "run").get_meta("config") is None  # the dir is not bound
+
+
+def test_an_edited_question_file_refuses_to_resume(setup, tmp_path: Path) -> None:
+    from personae.errors import InputError
+
+    team, questions = setup
+    run_eval(config(team, questions, suites=["consistency"]), tmp_path / "run", models=models())
+    questions.write_text(json.dumps({**QUESTIONS, "Toxicity": ["Someone steals your wallet?"]}))
+    with pytest.raises(InputError, match="questions_digest"):
+        run_eval(config(team, questions, suites=["consistency"]), tmp_path / "run",
+                 models=models())
+
+
+def test_no_questions_for_the_chosen_tasks_is_an_input_error(setup, tmp_path: Path) -> None:
+    from personae.errors import InputError
+
+    team, questions = setup
+    with pytest.raises(InputError, match="no questions for the tasks Linguistic Habits"):
+        run_eval(config(team, questions, tasks=["Linguistic Habits"]), tmp_path / "run",
+                 models=models())
+
+
+def test_grading_waits_for_its_score_examples(setup, tmp_path: Path) -> None:
+    from personae.errors import RunError
+
+    team, questions = setup
+
+    def flaky(messages: Sequence[Message], params: ChatParams) -> str:
+        if "Output Format (example responses ONLY)" in messages[-1].content:
+            raise RunError("examples service down")
+        return judge(messages, params)
+
+    first = run_eval(config(team, questions, suites=["fidelity"], reliability_sample=0),
+                     tmp_path / "run", models={"scripted:subject": ScriptedModel(subject,
+                                                                                 name="s"),
+                                               "scripted:judge": Judge(flaky, name="j")})
+    store, _ = open_run(tmp_path / "run")
+    assert first.failures and store.counts().get("judgement", 0) == 0
+    second = run_eval(config(team, questions, suites=["fidelity"], reliability_sample=0),
+                      tmp_path / "run", models=models())
+    assert not second.failures
+    assert open_run(tmp_path / "run")[0].counts()["judgement"] == 27
+
+
+def test_extra_samples_only_for_the_persona_condition(setup, tmp_path: Path) -> None:
+    team, questions = setup
+    run_eval(config(team, questions, suites=["atomic"], samples=2), tmp_path / "run",
+             models=models())
+    store, _ = open_run(tmp_path / "run")
+    responses = [r for _, r in store.items("response")]
+    assert len(responses) == 9 * 2 + 9 * 2  # persona × 2 samples, two controls × 1
+    assert {r["sample"] for r in responses if r["condition"] != "persona"} == {0}
+    atomic = run_eval(config(team, questions, suites=["atomic"], samples=2), tmp_path / "run",
+                      models=models()).summary["atomic"]
+    assert all(row["rc_atom"] is not None for row in atomic["per_persona"])

@@ -122,7 +122,7 @@ class EvalRun:
         self._models: dict[str, Model] = dict(models or {})
         # Everything that can be wrong with the input is found here, before the run binds
         # its directory or spends a single model call.
-        for spec in (config.model, *config.judges):
+        for spec in ([] if rescore else [config.model]) + config.judges:  # rescore: no subject
             self.model(spec)
         self.personas, digest = load_run_personas(config)
         self.template = load_template(config.template)  # compiled once, not per prompt
