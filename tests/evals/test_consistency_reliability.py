@@ -102,3 +102,10 @@ def test_unknown_suite_task_and_preset_are_input_errors() -> None:
         build_config("huge")
     assert build_config("quick", limit=3).limit == 3
     assert EvalConfig().digest() == EvalConfig(concurrency=9).digest()
+
+
+def test_parse_rate_check_fails_a_judge_that_rarely_scores() -> None:
+    assert rl.parse_check(10, 30).passed is False
+    ok = rl.parse_check(29, 30)
+    assert ok.passed is True and ok.value.n == 30 and "1 of 30 unparsable" in ok.note
+    assert rl.parse_check(0, 0).passed is None

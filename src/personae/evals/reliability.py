@@ -82,6 +82,23 @@ def role_check(correct: Sequence[bool], n_options: int, *, unparsable: int = 0) 
     return Check("role_identification", label, value, passed, note, chance)
 
 
+# A judge that leaves more than this share of its rubric judgements without a score is not
+# grading the responses it is given (the others are then a biased sample).
+MIN_PARSE_RATE = 0.8
+
+
+def parse_check(parsed: int, total: int) -> Check:
+    label = "Parse rate: rubric judgements that end in a usable 1–5 score"
+    if total == 0:
+        return Check("parse_rate", label, None, None, "no rubric judgements yet")
+    value = proportion_ci(parsed, total)
+    assert value.value is not None
+    passed = value.value >= MIN_PARSE_RATE
+    note = (f"{total - parsed} of {total} unparsable (excluded from the scores); needs "
+            f"≥ {MIN_PARSE_RATE:.0%} parsable")
+    return Check("parse_rate", label, value, passed, note)
+
+
 def verdict(checks: Sequence[Check]) -> tuple[bool, str]:
     failed = [c for c in checks if c.passed is False]
     measured = [c for c in checks if c.passed is not None]

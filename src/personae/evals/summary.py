@@ -132,7 +132,8 @@ def reliability_section(store: RunStore, config: EvalConfig) -> dict[str, Any]:
     role = reliability.role_check(
         [r["chosen"] == r["answer"] for r in roles if r["chosen"] is not None], k,
         unparsable=sum(r["chosen"] is None for r in roles))
-    checks = [inter, test_retest, order, role]
+    parsed = reliability.parse_check(sum(j["score"] is not None for j in main), len(main))
+    checks = [parsed, inter, test_retest, order, role]
     ok, text = reliability.verdict(checks)
     return {"threshold": reliability.ALPHA_THRESHOLD, "reliable": ok, "verdict": text,
             "checks": [c.as_dict() for c in checks]}
