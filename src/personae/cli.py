@@ -233,7 +233,8 @@ JudgeOpt = Annotated[list[str] | None, typer.Option(
 @app.command("eval")
 def eval_(
     personas: Annotated[str | None, typer.Option(
-        "--personas", "-p", help="Persona file, 'sample', 'personagym' (default) or SET:ID.")] = None,
+        "--personas", "-p",
+        help="Persona file, 'sample', 'personagym' (default) or SET:ID.")] = None,
     model: Annotated[str | None, typer.Option("--model", "-m", help="Subject model spec "
                                               "(default: bundled).")] = None,
     judge: JudgeOpt = None,

@@ -42,3 +42,25 @@ def test_second_identical_chat_never_reaches_the_server(llama_server: tuple[str,
     assert chat_requests(log) - before == 1
     run_cli(*args, "--no-cache")
     assert chat_requests(log) - before == 2
+
+
+def test_score_choices_over_a_real_server_reads_first_token_logprobs(
+        llama_server: tuple[str, Path]) -> None:
+    import asyncio
+
+    from personae.models import Message, load_model
+
+    url, _ = llama_server
+    msgs = [Message(role="user", content="Rate 'I am the life of the party' from 1 to 5. "
+                                         "Answer with one digit.")]
+
+    async def score() -> object:
+        model = load_model(f"openai:smollm@{url}")
+        try:
+            return await model.score_choices(msgs, list("12345"))
+        finally:
+            await model.aclose()
+
+    scores = asyncio.run(score())
+    assert abs(sum(scores.probs) - 1) < 1e-9 and 0 < scores.coverage <= 1
+    assert scores.top in "12345"

@@ -86,3 +86,13 @@ def test_rate_limit_option_reaches_the_runner() -> None:
         asyncio.run(runner.run_chats(reqs))
         # a burst of 20, then 20 per second: the last 10 need at least half a second
         assert time.monotonic() - start >= 0.45 and srv.requests == 30
+
+
+def test_first_token_matching_for_closed_choices() -> None:
+    from personae.models.openai_compat import _first_token_logprob
+
+    top = {"Ent": -0.1, " neutral": -2.0, "a": -0.05, "A": -3.0}
+    assert _first_token_logprob(top, "entailment") == -0.1
+    assert _first_token_logprob(top, "neutral") == -2.0
+    assert _first_token_logprob(top, "A") == -3.0  # the article "a" is not option A
+    assert _first_token_logprob(top, "contradiction") == float("-inf")

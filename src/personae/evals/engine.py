@@ -17,6 +17,7 @@ import random
 import sys
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any
 
 from personae.errors import CapabilityError, InputError, RunError
@@ -377,19 +378,18 @@ class EvalRun:
                     params = self.subject_params.model_copy(update={"sample_index": sample})
                     messages = self.subject_messages(persona, condition, probe.question)
                     system = messages[0].content if messages[0].role == "system" else ""
-                    jobs.append(ChatJob(
-                        [("response", key)], messages, params,
-                        lambda c, key=key, probe=probe, condition=condition, sample=sample,
-                        system=system: [("response", key, {
-                            "persona_id": probe.persona_id, "probe_id": probe.id,
-                            "task": probe.task, "condition": condition, "sample": sample,
-                            "question": probe.question, "text": c.text,
-                            "model": self.config.model, "seed": params.seed,
-                            "conditioning_hash": short_hash(system),
-                            "finish_reason": c.finish_reason,
-                            "completion_tokens": c.completion_tokens,
-                            "latency_s": c.latency_s})]))
+                    jobs.append(ChatJob([("response", key)], messages, params, partial(
+                        self.response_record, key, probe, condition, sample, system)))
         await self.chat_stage("responses", self.config.model, jobs)
+
+    def response_record(self, key: str, probe: Probe, condition: str, sample: int,
+                        system: str, c: Completion) -> Records:
+        return [("response", key, {
+            "persona_id": probe.persona_id, "probe_id": probe.id, "task": probe.task,
+            "condition": condition, "sample": sample, "question": probe.question,
+            "text": c.text, "model": self.config.model, "seed": self.config.seed,
+            "conditioning_hash": short_hash(system), "finish_reason": c.finish_reason,
+            "completion_tokens": c.completion_tokens, "latency_s": c.latency_s})]
 
     def responses(self, probes: Sequence[Probe], conditions: Sequence[str] = CONDITIONS,
                   samples: Sequence[int] = (0,)) -> list[tuple[str, Probe, dict[str, Any]]]:
