@@ -52,20 +52,12 @@ class EvalConfig(BaseModel):
     @field_validator("suites")
     @classmethod
     def _known_suites(cls, v: list[str]) -> list[str]:
-        unknown = [s for s in v if s not in SUITES]
-        if unknown or not v:
-            raise ValueError(f"unknown suite {', '.join(map(repr, unknown)) or '(none)'}; "
-                             f"choose from {', '.join(SUITES)}")
-        return list(dict.fromkeys(v))
+        return _known("suite", v, SUITES)
 
     @field_validator("tasks")
     @classmethod
     def _known_tasks(cls, v: list[str]) -> list[str]:
-        unknown = [t for t in v if t not in TASKS]
-        if unknown or not v:
-            raise ValueError(f"unknown task {', '.join(map(repr, unknown)) or '(none)'}; "
-                             f"choose from {', '.join(TASKS)}")
-        return list(dict.fromkeys(v))
+        return _known("task", v, TASKS)
 
     @field_validator("judges")
     @classmethod
@@ -87,6 +79,15 @@ class EvalConfig(BaseModel):
     def digest(self) -> str:
         blob = json.dumps(self.model_dump(exclude={"concurrency", "progress"}), sort_keys=True)
         return hashlib.sha256(blob.encode()).hexdigest()[:10]
+
+
+def _known(what: str, given: list[str], allowed: tuple[str, ...]) -> list[str]:
+    """``given`` without repeats, if every entry is one of ``allowed`` and there is one."""
+    unknown = [x for x in given if x not in allowed]
+    if unknown or not given:
+        raise ValueError(f"unknown {what} {', '.join(map(repr, unknown)) or '(none)'}; "
+                         f"choose from {', '.join(allowed)}")
+    return list(dict.fromkeys(given))
 
 
 # "quick": the README's first command. Finishes in a few minutes on 2 cores with the bundled

@@ -80,13 +80,12 @@ class Outcome:
     notes: list[str] = field(default_factory=list)  # final: a re-run would not change them
 
 
-def short_hash(text: str) -> str:
-    return hashlib.sha256(text.encode()).hexdigest()[:12]
+def short_hash(text: str, length: int = 12) -> str:
+    return hashlib.sha256(text.encode()).hexdigest()[:length]
 
 
 def personas_digest(personas: Sequence[Persona]) -> str:
-    blob = "\n".join(f"{p.id}:{p.content_hash()}" for p in personas)
-    return hashlib.sha256(blob.encode()).hexdigest()[:16]
+    return short_hash("\n".join(f"{p.id}:{p.content_hash()}" for p in personas), 16)
 
 
 def load_run_personas(config: EvalConfig) -> tuple[list[Persona], str]:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -12,6 +11,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
+from personae._files import atomic_write
 from personae.errors import InputError, describe_validation
 from personae.evals.config import EvalConfig
 from personae.evals.engine import EvalRun
@@ -106,9 +106,6 @@ def write_outputs(store: RunStore, config: EvalConfig, *, failures: list[str] | 
         duration_s = float(store.get_meta("duration_s") or 0)
     summary = build_summary(store, config, personas, failures=failures or [],
                             notes=notes or [], duration_s=duration_s)
-    path = store.run_dir / "summary.json"
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(summary, indent=2, ensure_ascii=False), encoding="utf-8")
-    os.replace(tmp, path)
+    atomic_write(store.run_dir / "summary.json", json.dumps(summary, indent=2, ensure_ascii=False))
     write_report(summary, store.run_dir)
     return summary

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -16,6 +15,7 @@ from typing import Any
 import yaml
 from pydantic import ValidationError
 
+from personae._files import atomic_write
 from personae.errors import InputError, describe_validation
 from personae.persona.importers import FORMATS, IMPORTERS, FormatError, detect_format
 from personae.persona.schema import Persona, Population
@@ -121,31 +121,8 @@ def save_personas(personas: Iterable[Persona], path: str | os.PathLike[str]) -> 
     else:
         what = path.suffix or "a file without an extension"
         raise InputError(f"{path}: cannot write personas as {what}; use .yaml, .json or .jsonl")
-    _atomic_write(path, text)
+    atomic_write(path, text)
     return path
-
-
-def _atomic_write(path: Path, text: str) -> None:
-    path = path.resolve()  # write through a symlink, not over it
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    except OSError as exc:
-        raise InputError(f"{path}: cannot write: {exc.strerror or exc}") from None
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(text)
-        # mkstemp makes the file private (0600); give it the mode a normal open() would.
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)
-        os.replace(tmp, path)
-    except OSError as exc:
-        Path(tmp).unlink(missing_ok=True)
-        raise InputError(f"{path}: cannot write: {exc.strerror or exc}") from None
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def _where(path: Path, rec: _Record) -> str:

@@ -12,14 +12,14 @@ run); the page then says "not run" there. Missing numbers are shown as "—", ne
 from __future__ import annotations
 
 import math
-import os
-import tempfile
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
 from jinja2 import PackageLoader, StrictUndefined
 from jinja2.sandbox import SandboxedEnvironment
+
+from personae._files import atomic_write
 
 __all__ = ["render_html", "write_report"]
 
@@ -443,23 +443,8 @@ def write_report(summary: Mapping[str, Any], out_dir: Path | str) -> Path:
     The page is rendered first, written to a temporary file in ``out_dir`` and moved into
     place with :func:`os.replace`, so a reader never sees a half-written report.
     """
-    out_dir = Path(out_dir)
     text = render_html(summary)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    target = out_dir / REPORT_NAME
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{REPORT_NAME}.", suffix=".tmp", dir=out_dir)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as fh:
-            fh.write(text)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.chmod(tmp_name, 0o644)
-        os.replace(tmp_name, target)
-    except BaseException:
-        try:
-            os.unlink(tmp_name)
-        except FileNotFoundError:
-            pass
-        raise
+    target = Path(out_dir) / REPORT_NAME
+    atomic_write(target, text, mode=0o644)
     return target
 

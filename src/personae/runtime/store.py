@@ -16,6 +16,7 @@ from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
+from personae._files import atomic_write
 from personae.errors import InputError, RunError
 
 _SCHEMA = """
@@ -150,29 +151,20 @@ class RunStore:
         """Write one file per record kind (``response.jsonl``, ``judgement.parquet``...)."""
         if fmt not in ("jsonl", "parquet"):
             raise InputError(f"export format {fmt!r}: use jsonl or parquet")
-        out = Path(out_dir)
-        try:
-            out.mkdir(parents=True, exist_ok=True)
-        except OSError as exc:
-            raise InputError(f"{out}: cannot write the export there "
-                             f"({exc.strerror or exc})") from None
         written = []
         for kind in self.counts():
             rows = [{"key": key, **data} for key, data in self.items(kind)]
-            path = out / f"{kind}.{fmt}"
-            tmp = path.with_name(path.name + ".tmp")
+            path = Path(out_dir) / f"{kind}.{fmt}"
             if fmt == "jsonl":
-                with tmp.open("w", encoding="utf-8") as fh:
-                    for row in rows:
-                        fh.write(json.dumps(row, ensure_ascii=False) + "\n")
+                atomic_write(path, "".join(json.dumps(row, ensure_ascii=False) + "\n"
+                                           for row in rows))
             else:
-                _write_parquet(rows, tmp)
-            tmp.replace(path)
+                atomic_write(path, _parquet_bytes(rows))
             written.append(path)
         return written
 
 
-def _write_parquet(rows: list[dict[str, Any]], path: Path) -> None:
+def _parquet_bytes(rows: list[dict[str, Any]]) -> bytes:
     import pyarrow as pa
     import pyarrow.parquet as pq
 
@@ -180,4 +172,6 @@ def _write_parquet(rows: list[dict[str, Any]], path: Path) -> None:
     # vary between records and Arrow wants one type per column.
     flat = [{k: json.dumps(v) if isinstance(v, dict | list) else v for k, v in row.items()}
             for row in rows]
-    pq.write_table(pa.Table.from_pylist(flat), path)
+    sink = pa.BufferOutputStream()
+    pq.write_table(pa.Table.from_pylist(flat), sink)
+    return bytes(sink.getvalue())
