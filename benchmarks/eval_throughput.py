@@ -62,7 +62,6 @@ import os
 import platform
 import re
 import shutil
-import socket
 import statistics
 import subprocess
 import sys
@@ -83,6 +82,7 @@ from personae.evals.engine import EvalRun, describe, response_key
 from personae.evals.probes import Probe, benchmark_probes
 from personae.models import ChatParams, Message
 from personae.runtime.store import RunStore
+from personae.testing.llama_server import LlamaServer
 from personae.testing.loopback import LoopbackServer
 
 DELAY_S = 0.05  # the loopback server's reply delay
@@ -196,47 +196,14 @@ class LoopbackProcess:
         self.proc = None
 
 
-class LlamaServerProcess:
+class LlamaServerProcess(LlamaServer):
     """``python -m llama_cpp.server`` with the bundled GGUF; its access log counts calls."""
 
     kind = "llama"
 
     def __init__(self, log_dir: Path, n_ctx: int = 4096) -> None:
-        self.log = log_dir / "llama_server.log"
-        self.n_ctx = n_ctx
-        self.proc: subprocess.Popen[bytes] | None = None
-        self.base_url = ""
-
-    def __enter__(self) -> Self:
-        from personae.models.bundled import bundled_gguf_path
-
-        self.gguf = bundled_gguf_path()
-        with socket.socket() as s:  # a free port: the kernel picks, we release and reuse it
-            s.bind(("127.0.0.1", 0))
-            port = s.getsockname()[1]
-        self.base_url = f"http://127.0.0.1:{port}/v1"
-        with open(self.log, "wb") as fh:
-            self.proc = subprocess.Popen(
-                [sys.executable, "-m", "llama_cpp.server", "--model", str(self.gguf),
-                 "--model_alias", MODEL_NAME, "--host", "127.0.0.1", "--port", str(port),
-                 "--n_ctx", str(self.n_ctx)],
-                stdout=fh, stderr=subprocess.STDOUT, env=_child_env())
-        deadline = time.monotonic() + 180
-        while True:
-            if self.proc.poll() is not None:
-                raise RuntimeError("llama_cpp.server exited:\n"
-                                   + self.log.read_text(errors="replace")[-2000:])
-            try:
-                with urllib.request.urlopen(f"{self.base_url}/models", timeout=2) as resp:
-                    if resp.status == 200:
-                        break
-            except OSError:
-                pass
-            if time.monotonic() > deadline:
-                self.__exit__()
-                raise RuntimeError("llama_cpp.server did not start in 180 s")
-            time.sleep(0.5)
-        return self
+        super().__init__(log_dir / "llama_server.log", alias=MODEL_NAME, n_ctx=n_ctx,
+                         env=_child_env())
 
     def mark(self) -> int:
         return len(self.log.read_bytes())
@@ -262,10 +229,6 @@ class LlamaServerProcess:
                 "model": self.gguf.name, "n_ctx": self.n_ctx,
                 "settings": "llama_cpp.server defaults otherwise (one request at a time)",
                 "process": "separate"}
-
-    def __exit__(self, *exc: object) -> None:
-        _stop(self.proc)
-        self.proc = None
 
 
 def _stop(proc: subprocess.Popen[Any] | None) -> None:
