@@ -82,7 +82,7 @@ from personae.evals.engine import EvalRun, describe, response_key
 from personae.evals.probes import Probe, benchmark_probes
 from personae.models import ChatParams, Message
 from personae.runtime.store import RunStore
-from personae.testing.llama_server import LlamaServer
+from personae.testing.llama_server import LlamaServer, stop_process
 from personae.testing.loopback import LoopbackServer
 
 DELAY_S = 0.05  # the loopback server's reply delay
@@ -190,7 +190,7 @@ class LoopbackProcess:
                 "process": "separate"}
 
     def __exit__(self, *exc: object) -> None:
-        _stop(self.proc)
+        stop_process(self.proc)
         if self.proc is not None and self.proc.stdout:
             self.proc.stdout.close()
         self.proc = None
@@ -229,17 +229,6 @@ class LlamaServerProcess(LlamaServer):
                 "model": self.gguf.name, "n_ctx": self.n_ctx,
                 "settings": "llama_cpp.server defaults otherwise (one request at a time)",
                 "process": "separate"}
-
-
-def _stop(proc: subprocess.Popen[Any] | None) -> None:
-    if proc is None:
-        return
-    proc.terminate()
-    try:
-        proc.wait(20)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.wait()
 
 
 # --------------------------------------------------------------------------------------------
