@@ -42,8 +42,16 @@ def run_eval(config: EvalConfig, out: str | Path | None = None, *, use_cache: bo
              models: dict[str, Model] | None = None, rescore: bool = False) -> EvalResult:
     """Run (or resume) an eval and write ``summary.json`` and ``report.html`` into its dir.
 
-    >>> EvalConfig(suites=["consistency"]).suites
-    ['consistency']
+    >>> import tempfile
+    >>> from personae.models import ScriptedModel
+    >>> judge = ScriptedModel(["Therefore, the final score is 4."], name="doc")
+    >>> cfg = EvalConfig(personas="personagym", limit=1, per_task=1, tasks=["Toxicity"],
+    ...                  model="scripted:doc", judges=["scripted:doc"], suites=["fidelity"],
+    ...                  progress="off")
+    >>> result = run_eval(cfg, tempfile.mkdtemp(), models={"scripted:doc": judge},
+    ...                   use_cache=False)
+    >>> result.summary["fidelity"]["by_condition"]["persona"]["tasks"]["Toxicity"]["value"]
+    4.0
     """
     run_dir = Path(out) if out is not None else default_run_dir(config)
     store = RunStore(run_dir)
