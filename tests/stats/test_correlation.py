@@ -1,0 +1,49 @@
+import warnings
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from scipy.stats import spearmanr
+
+from personae.stats import spearman_ci
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.lists(st.tuples(st.integers(1, 5), st.floats(-10, 10)), min_size=3, max_size=30))
+def test_rho_matches_scipy_with_ties(pairs: list[tuple[int, float]]) -> None:
+    x, y = zip(*pairs, strict=True)
+    m = spearman_ci(x, y, n_resamples=200)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # scipy warns on constant input; we check the None
+        expected = spearmanr(x, y).statistic
+    if np.isnan(expected):
+        assert m.value is None
+    else:
+        assert m.value == pytest.approx(expected, abs=1e-12)
+        assert m.ci_low <= m.value <= m.ci_high
+        assert -1.0 <= m.ci_low and m.ci_high <= 1.0
+        assert m.n == len(pairs)
+
+
+def test_interval_narrows_with_more_data_and_excludes_zero_for_a_strong_trend() -> None:
+    rng = np.random.default_rng(1)
+    x = np.repeat(np.arange(1, 6), 20)
+    y = x + rng.normal(0, 1.0, x.size)
+    big = spearman_ci(x, y)
+    small = spearman_ci(x[::10], y[::10])
+    assert big.ci_low > 0.5
+    assert (big.ci_high - big.ci_low) < (small.ci_high - small.ci_low)
+
+
+def test_no_association_gives_an_interval_around_zero() -> None:
+    rng = np.random.default_rng(2)
+    m = spearman_ci(rng.normal(size=200), rng.normal(size=200))
+    assert m.ci_low < 0 < m.ci_high
+
+
+def test_missing_values_are_dropped_pairwise_and_bad_shapes_rejected() -> None:
+    m = spearman_ci([1, 2, float("nan"), 4], [1, 2, 3, float("nan")])
+    assert m.n == 2 and m.value is None
+    with pytest.raises(ValueError, match="same length"):
+        spearman_ci([1, 2, 3], [1, 2])
