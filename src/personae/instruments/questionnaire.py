@@ -12,7 +12,9 @@ A questionnaire is a YAML or JSON file any user can write (the bundled IPIP-NEO 
     items: [{id: "1", text: Make friends easily., scale: E, facet: E1, reversed: false}]
 
 Prompt templates are filled by plain replacement of ``{item}``, never by a template engine,
-so item text (which users write) cannot inject template code.
+so item text (which users write) cannot inject template code. A template may also hold one
+``{options}`` slot: the response options as ``1 = "Disagree", ..., 5 = "Agree"``, listed in the
+order shown (administration reverses them to check for option-order effects).
 """
 
 from __future__ import annotations
@@ -30,6 +32,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from personae.errors import InputError, describe_validation
 
 ITEM_SLOT = "{item}"
+OPTIONS_SLOT = "{options}"
 BUNDLED = {"ipip-120": "ipip-neo-120.yaml", "ipip-300": "ipip-neo-300.yaml"}
 
 
@@ -55,7 +58,26 @@ class PromptTemplate(_Frozen):
     def _one_slot(cls, v: str) -> str:
         if v.count(ITEM_SLOT) != 1:
             raise ValueError(f"template must contain {ITEM_SLOT} exactly once")
+        if v.count(OPTIONS_SLOT) > 1:
+            raise ValueError(f"template may contain {OPTIONS_SLOT} at most once")
         return v
+
+    @property
+    def lists_options(self) -> bool:
+        """Whether the template shows the response options through an ``{options}`` slot."""
+        return OPTIONS_SLOT in self.template
+
+    def fill(self, text: str, options: str = "") -> str:
+        """The template with ``{item}`` replaced by ``text`` and ``{options}`` by ``options``.
+
+        The item text goes in last, so braces in it stay literal.
+
+        >>> PromptTemplate(id="t", template='"{item}" ({options}): ').fill("Talk {a lot}.", "1-5")
+        '"Talk {a lot}." (1-5): '
+        """
+        before, after = self.template.split(ITEM_SLOT)
+        before, after = before.replace(OPTIONS_SLOT, options), after.replace(OPTIONS_SLOT, options)
+        return before + text + after
 
 
 class Scale(_Frozen):
@@ -91,7 +113,7 @@ class Questionnaire(_Frozen):
     >>> q.low, q.high, q.midpoint
     (1, 5, 3.0)
     >>> q.render("1")
-    'Statement: "Talk a lot."\\nAnswer with one number from 1 (no) to 5 (yes): '
+    'Statement: "Talk a lot."\\nAnswer with one number: 1 = "no", 5 = "yes".\\nAnswer: '
     """
 
     name: str = Field(min_length=1)
@@ -160,26 +182,78 @@ class Questionnaire(_Frozen):
     def _items_by_id(self) -> dict[str, Item]:
         return {i.id: i for i in self.items}
 
-    def render(self, item_id: str | int, prompt_id: str | None = None) -> str:
-        """The prompt for one item: a template's ``{item}`` replaced by the item text.
+    @property
+    def options(self) -> tuple[ResponseOption, ...]:
+        """The response options from the lowest value to the highest."""
+        return tuple(sorted(self.response_scale, key=lambda o: o.value))
+
+    def templates(self) -> tuple[PromptTemplate, ...]:
+        """The prompt templates, or the plain default when the file has none."""
+        return self.prompts or (DEFAULT_PROMPT,)
+
+    def template(self, prompt_id: str | None = None) -> PromptTemplate:
+        """The template with this id (the first one when ``prompt_id`` is None)."""
+        if prompt_id is None:
+            return self.templates()[0]
+        for p in self.templates():
+            if p.id == prompt_id:
+                return p
+        known = ", ".join(p.id for p in self.templates())
+        raise InputError(f"questionnaire {self.name}: unknown prompt {prompt_id!r} "
+                         f"(prompts: {known})")
+
+    def options_text(self, *, reverse: bool = False) -> str:
+        """The response options as the ``{options}`` slot shows them.
+
+        Numbers always run from low to high; ``reverse`` pairs them with the labels in the
+        opposite order (1 = the highest label), so the answer at position i of the scale
+        means the value at the mirrored position (see `true_value`).
+        """
+        opts = self.options
+        labels = [o.label for o in (reversed(opts) if reverse else opts)]
+        return ", ".join(f'{format_value(o.value)} = "{label}"'
+                         for o, label in zip(opts, labels, strict=True))
+
+    def true_value(self, shown: float, *, reverse: bool = False) -> float:
+        """The scale value meant by answering ``shown`` when the options were listed
+        reversed (``reverse``): the value at the mirrored position of the scale."""
+        values = [o.value for o in self.options]
+        if shown not in values:
+            raise InputError(f"questionnaire {self.name}: {shown!r} is not a response value")
+        return values[len(values) - 1 - values.index(shown)] if reverse else shown
+
+    def render(self, item_id: str | int, prompt_id: str | None = None, *,
+               reverse_options: bool = False) -> str:
+        """The prompt for one item: a template's ``{item}`` replaced by the item text and its
+        ``{options}`` slot (if any) by the response options, reversed if asked.
 
         Without prompts in the file a plain default lists the response labels.
+
+        >>> q = load_questionnaire("ipip-120")
+        >>> q.render(1, "plain", reverse_options=True).splitlines()[1][:70]
+        'How accurately does this describe you? Answer with one number: 1 = "Ve'
         """
-        text = self.item(item_id).text
-        if not self.prompts:
-            lo, hi = self.response_scale[0], self.response_scale[-1]
-            return (
-                f'Statement: "{text}"\nAnswer with one number from '
-                f"{lo.value} ({lo.label}) to {hi.value} ({hi.label}): "
-            )
-        if prompt_id is None:
-            template = self.prompts[0].template
-        else:
-            match = [p for p in self.prompts if p.id == prompt_id]
-            if not match:
-                raise InputError(f"questionnaire {self.name}: unknown prompt {prompt_id!r}")
-            template = match[0].template
-        return template.replace(ITEM_SLOT, text)
+        template = self.template(prompt_id)
+        if reverse_options and not template.lists_options:
+            raise InputError(f"questionnaire {self.name}: prompt {template.id!r} has no "
+                             f"{OPTIONS_SLOT} slot, so its options cannot be reversed")
+        return template.fill(self.item(item_id).text,
+                             self.options_text(reverse=reverse_options))
+
+
+def format_value(value: float) -> str:
+    """A response value as shown and answered: ``4`` rather than ``4.0``.
+
+    >>> format_value(4.0), format_value(2.5)
+    ('4', '2.5')
+    """
+    return str(int(value)) if float(value).is_integer() else str(value)
+
+
+DEFAULT_PROMPT = PromptTemplate(
+    id="default",
+    template='Statement: "{item}"\nAnswer with one number: {options}.\nAnswer: ',
+)
 
 
 def _read_mapping(path: Path) -> Any:

@@ -1,0 +1,230 @@
+"""From a survey run's stored answers to the numbers of its report (``summary.json``).
+
+One *administration* is one respondent (persona or bare model, shaped or not) answering one
+variant. Per administration: domain means with a bootstrap CI over the domain's items,
+facet means, the acquiescence index, the unparsable rate (Wilson CI) and, in ``logprob``
+mode, the coverage. Across administrations: reliability per domain, the spread of domain
+means across variants, and for shaping runs Spearman's rho of measured score on level.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
+
+from personae import __version__
+from personae.errors import InputError
+from personae.instruments.administer import ItemAnswer, answers_by_item
+from personae.instruments.questionnaire import Questionnaire
+from personae.instruments.reliability import cronbach_alpha, mcdonald_omega
+from personae.instruments.robustness import variant_spread
+from personae.instruments.scoring import acquiescence_index, score_answers
+from personae.instruments.shaping import LEVELS, spearman_ci
+from personae.stats import mean_ci, proportion_ci
+
+if TYPE_CHECKING:
+    from personae.instruments.survey import SurveyRun
+
+LOW_COVERAGE = 0.5
+# Acquiescence beyond this share of its range (±2 on a 1-5 scale, so 0.5) is called out:
+# the domain means then say more about agreeing than about the trait.
+STRONG_ACQUIESCENCE = 0.25
+MAX_DRILL_ROWS = 3000
+RELIABILITY_UNITS = ("Rows: administrations (respondent × variant) that answered every item "
+                     "of the domain; columns: the domain's items, reverse keys applied")
+
+
+def domains_of(q: Questionnaire) -> list[tuple[str, str]]:
+    return [(s.id, s.name) for s in q.scales if s.domain is None]
+
+
+def administration(q: Questionnaire, answers: Sequence[ItemAnswer], *, mode: str,
+                   ) -> dict[str, Any]:
+    """The numbers of one administration (see the module docstring)."""
+    values = answers_by_item(answers)
+    scores = score_answers(q, values)
+    asked = {a.item_id for a in answers}
+    domains: dict[str, Any] = {}
+    for d, _ in domains_of(q):
+        items = [i.id for i in q.items if i.scale == d and i.id in asked]
+        if items:
+            domains[d] = mean_ci([scores.keyed.get(i) for i in items]).as_dict()
+    out: dict[str, Any] = {
+        "n_items": len(answers),
+        "n_answered": sum(a.value is not None for a in answers),
+        "domains": domains,
+        "facets": {k: v for k, v in scores.means(facets=True).items() if v is not None},
+        "acquiescence": acquiescence_index(q, values),
+        "unparsable": proportion_ci(sum(a.value is None for a in answers), len(answers)).as_dict(),
+        "coverage": None,
+    }
+    if mode == "logprob":
+        argmax = score_answers(q, answers_by_item(answers, use="argmax")).means()
+        out["domains_argmax"] = {d: argmax[d] for d in domains}
+        out["coverage"] = mean_ci([a.coverage for a in answers]).as_dict()
+    return out
+
+
+def reliability_section(q: Questionnaire, admins: list[dict[str, Any]],
+                        keyed: list[dict[str, float]], items: Sequence[str]) -> dict[str, Any]:
+    """Alpha and omega per domain over administrations that answered all its items."""
+    out: dict[str, Any] = {"units": RELIABILITY_UNITS, "domains": {}}
+    for d, name in domains_of(q):
+        cols = [i.id for i in q.items if i.scale == d and i.id in items]
+        rows = [[k[i] for i in cols] for k in keyed if all(i in k for i in cols)]
+        entry: dict[str, Any] = {"name": name, "n_rows": len(rows), "n_items": len(cols),
+                                 "alpha": None, "omega": None, "note": None}
+        try:
+            entry["alpha"] = cronbach_alpha(rows)
+            entry["omega"] = mcdonald_omega(rows)
+            if entry["alpha"] is None:
+                entry["note"] = "the total score does not vary across administrations"
+        except InputError as exc:
+            entry["note"] = str(exc).removeprefix("reliability: ")
+        out["domains"][d] = entry
+    respondents = {a["respondent"] for a in admins}
+    variants = {a["variant"] for a in admins}
+    if len(respondents) == 1 and len(variants) > 1:
+        out["note"] = ("one respondent: the rows are its variants, so alpha and omega say how "
+                       "consistently the items rank across ways of asking, not across people")
+    return out
+
+
+def spread_section(admins: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Per unshaped respondent with two or more variants: spread of each domain's mean."""
+    by_resp: dict[str, dict[str, dict[str, float | None]]] = defaultdict(dict)
+    labels: dict[str, str] = {}
+    for a in admins:
+        if a["shape"] is None:
+            by_resp[a["respondent"]][a["variant"]] = {d: mv["value"]
+                                                      for d, mv in a["domains"].items()}
+            labels[a["respondent"]] = a["label"]
+    rows = []
+    for rid, means in by_resp.items():
+        if len(means) < 2:
+            continue
+        for spread in variant_spread(means).values():
+            rows.append({"respondent": rid, "label": labels[rid], **spread.model_dump()})
+    return rows
+
+
+def shaping_section(q: Questionnaire, admins: list[dict[str, Any]],
+                    variants: Sequence[str]) -> dict[str, Any] | None:
+    shaped = [a for a in admins if a["shape"] is not None]
+    if not shaped:
+        return None
+    rows, points = [], []
+    for v in variants:
+        for d, name in domains_of(q):
+            mine = [a for a in shaped if a["variant"] == v and a["shape"]["domain"] == d
+                    and d in a["domains"]]
+            if not mine:
+                continue
+            levels = [a["shape"]["level"] for a in mine]
+            scores = [a["domains"][d]["value"] for a in mine]
+            c = spearman_ci(levels, scores)
+            rows.append({"domain": d, "name": name, "variant": v, **c.model_dump()})
+            for level in LEVELS:
+                at = [a for a in mine if a["shape"]["level"] == level]
+                if not at:
+                    continue
+                # One unit at a level: its CI over items; several: a CI over the units.
+                mv = (at[0]["domains"][d] if len(at) == 1
+                      else mean_ci([a["domains"][d]["value"] for a in at]).as_dict())
+                points.append({"domain": d, "variant": v, "level": level, **mv})
+    return {"rows": rows, "points": points,
+            "units": "one administration per (respondent, level); rho over all of them"}
+
+
+def build_summary(run: SurveyRun, *, failures: Sequence[str] = (),
+                  duration_s: float = 0.0) -> dict[str, Any]:
+    """The whole summary of a survey run, ready for ``summary.json`` and the report."""
+    from personae.instruments.survey import BUNDLED_WARNING, is_bundled
+
+    q, cfg = run.questionnaire, run.config
+    stored = run.stored()
+    admins: list[dict[str, Any]] = []
+    keyed: list[dict[str, float]] = []
+    drill: list[dict[str, Any]] = []
+    all_answers: list[ItemAnswer] = []
+    for r in run.respondents:
+        for v in run.variants:
+            got = stored.get((r.id, v.id), {})
+            answers = [got[i] for i in (r.items or run.items) if i in got]
+            if not answers:
+                continue
+            all_answers += answers
+            block = administration(q, answers, mode=cfg.mode)
+            admins.append({
+                "respondent": r.id, "label": r.label,
+                "persona_id": r.persona.id if r.persona else None,
+                "shape": ({"domain": r.shaping.domain, "level": r.shaping.level}
+                          if r.shaping else None),
+                "variant": v.id, **block})
+            keyed.append(score_answers(q, answers_by_item(answers)).keyed)
+            if r.shaping is None:
+                drill += [{"label": r.label, "variant": v.id, "item_id": a.item_id,
+                           "text": q.item(a.item_id).text, "domain": q.item(a.item_id).scale,
+                           "reversed": q.item(a.item_id).reversed, "value": a.value,
+                           "argmax": a.argmax, "coverage": a.coverage, "raw": a.raw,
+                           "position": a.position}
+                          for a in answers]
+    n_unparsable = sum(a.value is None for a in all_answers)
+    coverage = [a.coverage for a in all_answers if a.coverage is not None]
+    warnings: list[str] = []
+    if is_bundled(cfg.model, run.model):
+        warnings.append(BUNDLED_WARNING)
+    if n_unparsable:
+        warnings.append(f"{n_unparsable} of {len(all_answers)} answers were unparsable or "
+                        "refused; they are left out of the scores (never counted as a value) "
+                        "and counted in the unparsable rate.")
+    if coverage and sum(coverage) / len(coverage) < LOW_COVERAGE:
+        warnings.append(f"Mean coverage is {sum(coverage) / len(coverage):.2f}: the model put "
+                        "most of its probability on something other than the response values, "
+                        "so the expected values rest on little mass.")
+    if cfg.mode == "logprob" and any(a.prefill == "" for a in all_answers):
+        warnings.append("The model could not prefill the answer ('My answer: '); logprobs "
+                        "were read from the first token of the reply instead.")
+    acq = [a["acquiescence"] for a in admins if a["acquiescence"] is not None]
+    half = (q.high - q.low) / 2
+    strong = [x for x in acq if abs(x) >= STRONG_ACQUIESCENCE * half]
+    if strong:
+        worst = max(strong, key=abs)
+        warnings.append(
+            f"Strong {'acquiescence' if worst > 0 else 'nay-saying'} in {len(strong)} of "
+            f"{len(acq)} administrations (up to {worst:+.2f} on ±{half:g}): "
+            f"the respondent {'agrees' if worst > 0 else 'disagrees'} with items and their "
+            "reversals alike, so domain means near the midpoint reflect that, not a trait.")
+    if failures:
+        warnings.append(f"{len(failures)} items could not be administered (first: "
+                        f"{failures[0]}); re-run the same command to retry them.")
+    truncated = len(drill) > MAX_DRILL_ROWS
+    expected = sum(len(r.items or run.items) for r in run.respondents) * len(run.variants)
+    return {
+        "schema_version": 1,
+        "kind": "survey",
+        "run": {
+            "run_dir": str(run.store.run_dir), "created": run.store.get_meta("created"),
+            "personae_version": __version__, "model": cfg.model, "model_identity":
+            run.model.identity, "instrument": cfg.instrument, "questionnaire": q.name,
+            "title": q.title or q.name, "source": q.source, "licence": q.licence,
+            "mode": cfg.mode, "variants": [v.id for v in run.variants],
+            "variant_prompts": {v.id: v.prompt_id for v in run.variants},
+            "shape": cfg.shape, "personas": cfg.personas, "n_personas": len(run.personas),
+            "n_respondents": len(run.respondents), "n_items": len(run.items),
+            "items_in_instrument": len(q.items), "seed": cfg.seed,
+            "block_size": cfg.block_size,
+            "counts": {"answers": len(all_answers), "expected": expected,
+                       "unparsable": n_unparsable, "failed_calls": len(failures)},
+            "duration_s": round(duration_s, 1),
+        },
+        "warnings": warnings,
+        "domains": [{"id": d, "name": n} for d, n in domains_of(q)],
+        "scores": admins,
+        "reliability": reliability_section(q, admins, keyed, run.items),
+        "spread": spread_section(admins),
+        "shaping": shaping_section(q, admins, [v.id for v in run.variants]),
+        "records": drill[:MAX_DRILL_ROWS],
+        "records_truncated": truncated,
+    }

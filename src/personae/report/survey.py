@@ -1,0 +1,241 @@
+"""Render the summary of a ``personae survey`` run as one self-contained HTML file.
+
+Same conventions as the eval report (:mod:`personae.report.html`): inline CSS and SVG, no
+network, every run string escaped by jinja2's autoescaping, missing numbers shown as "—".
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from jinja2 import PackageLoader, StrictUndefined
+from jinja2.sandbox import SandboxedEnvironment
+
+from personae._files import atomic_write
+from personae.report.html import (
+    REPORT_NAME,
+    _finite,
+    _map,
+    _mv_cell,
+    _seq,
+    fmt_duration,
+    fmt_int,
+    fmt_list,
+    fmt_mv,
+    fmt_num,
+    fmt_text,
+)
+
+__all__ = ["render_survey_html", "write_survey_report"]
+
+LIKERT = (1.0, 5.0)
+MAX_DOT_SERIES = 7
+_ENV: SandboxedEnvironment | None = None
+
+
+def _env() -> SandboxedEnvironment:
+    global _ENV
+    if _ENV is None:
+        _ENV = SandboxedEnvironment(
+            loader=PackageLoader("personae.report", "templates"), autoescape=True,
+            undefined=StrictUndefined, trim_blocks=True, lstrip_blocks=True,
+            keep_trailing_newline=True)
+    return _ENV
+
+
+def _run_facts(run: Mapping[str, Any]) -> list[dict[str, Any]]:
+    counts = _map(run.get("counts"))
+    facts = [
+        ("Model", fmt_text(run.get("model"))),
+        ("Instrument", fmt_text(run.get("title"))),
+        ("Mode", fmt_text(run.get("mode"))),
+        ("Variants", fmt_list(run.get("variants"))),
+        ("Trait shaping", "yes" if run.get("shape") else "no"),
+        ("Personas", fmt_text(run.get("personas")) if run.get("personas") else "none (bare model)"),
+        ("Respondents", fmt_int(run.get("n_respondents"))),
+        ("Items", f"{fmt_int(run.get('n_items'))} of {fmt_int(run.get('items_in_instrument'))}"),
+        ("Answers", f"{fmt_int(counts.get('answers'))} of {fmt_int(counts.get('expected'))}"),
+        ("Unparsable answers", fmt_int(counts.get("unparsable"))),
+        ("Failed calls", fmt_int(counts.get("failed_calls"))),
+        ("Seed", fmt_int(run.get("seed"))),
+        ("Duration", fmt_duration(run.get("duration_s"))),
+        ("Created", fmt_text(run.get("created"))),
+        ("personae version", fmt_text(run.get("personae_version"))),
+        ("Run directory", fmt_text(run.get("run_dir"))),
+    ]
+    bad = {"Unparsable answers": counts.get("unparsable"), "Failed calls":
+           counts.get("failed_calls")}
+    return [{"label": k, "value": v, "bad": (_finite(bad.get(k)) or 0) > 0} for k, v in facts]
+
+
+def _scores(summary: Mapping[str, Any], domains: list[tuple[str, str]]) -> dict[str, Any]:
+    from personae.report import plots
+
+    admins = [_map(a) for a in _seq(summary.get("scores"))]
+    plain = [a for a in admins if a.get("shape") is None]
+    rows = []
+    for a in plain:
+        rows.append({
+            "label": fmt_text(a.get("label")), "variant": fmt_text(a.get("variant")),
+            "cells": [_mv_cell(_map(a.get("domains")).get(d)) for d, _ in domains],
+            "acquiescence": fmt_num(a.get("acquiescence")),
+            "unparsable": fmt_mv(a.get("unparsable")),
+            "coverage": fmt_mv(a.get("coverage")) if a.get("coverage") else "—",
+            "n": fmt_int(a.get("n_items")),
+        })
+    names = [n for _, n in domains]
+    svg = None
+    if plain and len(plain) <= MAX_DOT_SERIES:
+        order = [f"{a.get('label')} · {a.get('variant')}" for a in plain]
+        series = [(name, plots.condition_color(name, order),
+                   {n: _map(a.get("domains")).get(d) for d, n in domains})
+                  for name, a in zip(order, plain, strict=True)]
+        svg = plots.dot_plot_svg(names, series, title="Domain means (95% CI over items)",
+                                 xlabel="domain mean (1-5)", salt="survey-domains",
+                                 score_range=LIKERT)
+    elif plain:
+        svg = plots.heatmap_svg(
+            [f"{a.get('label')} · {a.get('variant')}" for a in plain], names,
+            [[_map(_map(a.get("domains")).get(d)).get("value") for d, _ in domains]
+             for a in plain], title="Domain means", salt="survey-heatmap", score_range=LIKERT)
+    return {"rows": rows, "svg": svg}
+
+
+def _reliability(summary: Mapping[str, Any]) -> dict[str, Any]:
+    rel = _map(summary.get("reliability"))
+    rows = [{"domain": d, "name": fmt_text(_map(e).get("name")),
+             "alpha": fmt_num(_map(e).get("alpha")), "omega": fmt_num(_map(e).get("omega")),
+             "n_rows": fmt_int(_map(e).get("n_rows")), "n_items": fmt_int(_map(e).get("n_items")),
+             "note": fmt_text(_map(e).get("note")) if _map(e).get("note") else ""}
+            for d, e in _map(rel.get("domains")).items()]
+    return {"rows": rows, "units": fmt_text(rel.get("units")),
+            "note": fmt_text(rel.get("note")) if rel.get("note") else ""}
+
+
+def _spread(summary: Mapping[str, Any], variants: list[str]) -> dict[str, Any]:
+    rows = []
+    for r in _seq(summary.get("spread")):
+        r = _map(r)
+        by = _map(r.get("by_variant"))
+        rows.append({"label": fmt_text(r.get("label")), "domain": fmt_text(r.get("domain")),
+                     "cells": [fmt_num(by.get(v)) for v in variants],
+                     "range": fmt_num(r.get("range")), "sd": fmt_num(r.get("sd"))})
+    return {"rows": rows, "variants": variants}
+
+
+def _shaping(summary: Mapping[str, Any], domains: list[tuple[str, str]]) -> dict[str, Any] | None:
+    shaping = summary.get("shaping")
+    if not isinstance(shaping, Mapping):
+        return None
+    rows = []
+    for r in _seq(shaping.get("rows")):
+        r = _map(r)
+        ci = (f"[{fmt_num(r.get('ci_low'))}, {fmt_num(r.get('ci_high'))}]"
+              if r.get("ci_low") is not None else "—")
+        rows.append({"domain": fmt_text(r.get("name")), "variant": fmt_text(r.get("variant")),
+                     "rho": fmt_num(r.get("rho")), "ci": ci, "n": fmt_int(r.get("n")),
+                     "p": fmt_num(r.get("p"), 3), "method": fmt_text(r.get("method"))})
+    points = [_map(p) for p in _seq(shaping.get("points"))]
+    variants = list(dict.fromkeys(str(p.get("variant")) for p in points))
+    first = variants[0] if variants else None
+    names = dict(domains)
+    series = []
+    for d, _ in domains:
+        mine = sorted((p for p in points if p.get("domain") == d and p.get("variant") == first),
+                      key=lambda p: p.get("level") or 0)
+        if mine:
+            series.append((names.get(d, d), [(p.get("level"), p.get("value"), p.get("ci_low"),
+                                               p.get("ci_high")) for p in mine]))
+    svg = level_plot_svg(series, title=f"Measured domain score by prompted level ({first})",
+                         salt="survey-shaping") if series else None
+    return {"rows": rows, "svg": svg, "units": fmt_text(shaping.get("units"))}
+
+
+def level_plot_svg(series: Sequence[tuple[str, Sequence[tuple[Any, Any, Any, Any]]]], *,
+                   title: str, salt: str) -> str | None:
+    """Measured score (with CI bars) against prompted level 1-9, one line per domain, with
+    the diagonal a perfectly followed prompt would trace (level 1 → 1, level 9 → 5)."""
+    from matplotlib.figure import Figure
+
+    from personae.report import plots
+
+    @plots._styled
+    def draw() -> str | None:
+        fig = Figure(figsize=(7.5, 4.2), layout="constrained")
+        ax = fig.add_subplot()
+        ax.grid(True, axis="both")
+        ax.plot([1, 9], [1, 5], color="#bbbbbb", linestyle="--", linewidth=0.9,
+                label="ideal (1→1, 9→5)")
+        drawn = False
+        for k, (name, pts) in enumerate(series):
+            xs, ys, lo, hi = [], [], [], []
+            for level, value, low, high in pts:
+                x, y = _finite(level), _finite(value)
+                if x is None or y is None:
+                    continue
+                xs.append(x)
+                ys.append(y)
+                lo.append(y - low if _finite(low) is not None and low <= y else 0.0)
+                hi.append(high - y if _finite(high) is not None and high >= y else 0.0)
+            if not xs:
+                continue
+            drawn = True
+            colour = plots._SPARE_COLORS[k % len(plots._SPARE_COLORS)]
+            ax.errorbar(xs, ys, yerr=[lo, hi], fmt="o-", color=colour, capsize=3,
+                        markersize=4, linewidth=1.2, label=plots._label(name))
+        if not drawn:
+            return None
+        ax.set_xlim(0.5, 9.5)
+        ax.set_ylim(0.9, 5.1)
+        ax.set_xticks(range(1, 10))
+        ax.set_xlabel("prompted level (1 extremely low … 9 extremely high)")
+        ax.set_ylabel("measured domain mean")
+        fig.legend(loc="outside right upper")
+        return plots._to_svg(fig, salt, title)
+
+    return draw()
+
+
+def _records(summary: Mapping[str, Any]) -> list[dict[str, str]]:
+    out = []
+    for r in _seq(summary.get("records")):
+        r = _map(r)
+        out.append({"label": fmt_text(r.get("label")), "variant": fmt_text(r.get("variant")),
+                    "item": fmt_text(r.get("item_id")), "text": fmt_text(r.get("text")),
+                    "domain": fmt_text(r.get("domain")),
+                    "keyed": "−" if r.get("reversed") else "+",
+                    "value": fmt_num(r.get("value")), "argmax": fmt_num(r.get("argmax"), 0),
+                    "coverage": fmt_num(r.get("coverage")),
+                    "raw": "" if r.get("raw") is None else str(r.get("raw"))})
+    return out
+
+
+def render_survey_html(summary: Mapping[str, Any]) -> str:
+    """The report of one survey run as a self-contained HTML document (deterministic)."""
+    if not isinstance(summary, Mapping):
+        raise TypeError(f"summary must be a mapping, not {type(summary).__name__}")
+    run = _map(summary.get("run"))
+    domains = [(str(_map(d).get("id")), str(_map(d).get("name")))
+               for d in _seq(summary.get("domains"))]
+    variants = [str(v) for v in _seq(run.get("variants"))]
+    prompts = _map(run.get("variant_prompts"))
+    return _env().get_template("survey.html.j2").render(
+        run_dir=fmt_text(run.get("run_dir")), version=fmt_text(run.get("personae_version")),
+        facts=_run_facts(run), source=fmt_text(run.get("source")),
+        licence=fmt_text(run.get("licence")),
+        warnings=[str(w) for w in _seq(summary.get("warnings")) if w],
+        domains=domains, scores=_scores(summary, domains),
+        mode=fmt_text(run.get("mode")),
+        variants=[{"id": v, "prompt": fmt_text(prompts.get(v))} for v in variants],
+        reliability=_reliability(summary), spread=_spread(summary, variants),
+        shaping=_shaping(summary, domains), records=_records(summary),
+        truncated=bool(summary.get("records_truncated")))
+
+
+def write_survey_report(summary: Mapping[str, Any], out_dir: Path | str) -> Path:
+    """Write ``out_dir/report.html`` atomically and return its path."""
+    target = Path(out_dir) / REPORT_NAME
+    atomic_write(target, render_survey_html(summary), mode=0o644)
+    return target
