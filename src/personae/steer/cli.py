@@ -1,0 +1,140 @@
+"""``personae steer extract`` and ``personae steer monitor``.
+
+Errors are raised as `InputError`/`RunError`; the ``personae`` entry point (`personae.cli.main`)
+prints them as one line and sets the exit code.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from personae.errors import InputError
+from personae.steer.vector import METHODS, POSITIONS
+
+app = typer.Typer(no_args_is_help=True, add_completion=False,
+                  help="Persona vectors: extract, monitor (hf backend).")
+
+ModelOpt = Annotated[str, typer.Option("--model", "-m", help="A white-box model spec: "
+                                       "hf:bundled or hf:PATH.")]
+
+
+@app.command()
+def extract(
+    trait: Annotated[str, typer.Option("--trait", "-t", help="Bundled trait name (e.g. "
+                                       "extroverted) or a trait JSON file "
+                                       "(persona_vectors / Assistant Axis format).")],
+    model: ModelOpt = "hf:bundled",
+    method: Annotated[str, typer.Option(help="mean_diff or pca (of paired "
+                                        "differences).")] = "mean_diff",
+    position: Annotated[str, typer.Option(help="response_avg, prompt_last, prompt_avg, or "
+                                          "all (one pass; the others are written beside "
+                                          "--out as STEM-POSITION.safetensors).")
+                        ] = "response_avg",
+    questions: Annotated[int | None, typer.Option("--questions", min=1, help="Use the first N "
+                                                  "questions (default: all).")] = None,
+    instructions: Annotated[int | None, typer.Option("--instructions", min=1, help="Use the "
+                                                     "first N instruction pairs (default: "
+                                                     "all).")] = None,
+    max_tokens: Annotated[int, typer.Option(min=1, max=4096, help="Response length per "
+                                            "sample.")] = 64,
+    temperature: Annotated[float, typer.Option(min=0.0, max=2.0, help="0 = greedy.")] = 0.0,
+    seed: Annotated[int, typer.Option(min=0, max=2**31 - 1)] = 0,
+    out: Annotated[Path | None, typer.Option("--out", "-o", help="Output .safetensors (a "
+                                             ".json sidecar goes beside it; default: "
+                                             "TRAIT.safetensors).")] = None,
+    no_cache: Annotated[bool, typer.Option("--no-cache", help="Regenerate every "
+                                           "response.")] = False,
+) -> None:
+    """Extract a persona vector for every layer from a trait's contrastive prompts."""
+    from personae.steer.extract import extract_vectors
+    from personae.steer.traits import load_trait
+
+    if method not in METHODS:
+        raise InputError(f"--method {method!r}: choose one of {', '.join(METHODS)}")
+    if position != "all" and position not in POSITIONS:
+        raise InputError(f"--position {position!r}: choose one of {', '.join(POSITIONS)}, all")
+    if out is not None and out.suffix not in ("", ".safetensors"):
+        raise InputError(f"--out {out}: a vector file ends in .safetensors")
+    spec = load_trait(trait)  # before loading the model: a bad file fails fast
+    positions = list(POSITIONS) if position == "all" else [position]
+    result = extract_vectors(model, spec, method=method,  # type: ignore[arg-type]
+                             positions=positions, n_instructions=instructions,
+                             n_questions=questions, max_tokens=max_tokens,
+                             temperature=temperature, seed=seed, cache=not no_cache)
+    paths = result.save(out or Path(f"{spec.name}.safetensors"))
+    err = Console(stderr=True)
+    first = result.vectors[positions[0]]
+    layers = sorted({0, first.n_layers // 4, first.n_layers // 2, 3 * first.n_layers // 4,
+                     first.n_layers - 1})
+    table = Table(title=f"{spec.name}: ||vector[L]|| (mean residual norm), "
+                        f"{first.meta.n_pairs} pairs, {method}")
+    table.add_column("layer", justify="right")
+    for pos in result.vectors:
+        table.add_column(pos, justify="right")
+    for i in layers:
+        table.add_row(str(i), *(_norm_cell(v.meta.norms, v.meta.residual_norms, i)
+                                for v in result.vectors.values()))
+    err.print(table)
+    err.print(f"{len(result.samples)} responses ({result.cache_hits} from the cache), "
+              f"{result.dropped_pairs} pairs dropped for an empty response")
+    for p in paths:
+        typer.echo(str(p))
+
+
+def _norm_cell(norms: list[float], residual: list[float] | None, layer: int) -> str:
+    return f"{norms[layer]:.2f}" + (f" ({residual[layer]:.0f})" if residual else "")
+
+
+@app.command()
+def monitor(
+    transcript: Annotated[Path, typer.Argument(help="Chat transcript: JSON/JSONL messages, "
+                                               "or an Assistant Axis transcript.")],
+    vector: Annotated[Path, typer.Option("--vector", "-v", help="A .safetensors vector (or a "
+                                         "persona_vectors .pt).")],
+    layer: Annotated[int, typer.Option("--layer", "-l", min=0, help="Decoder block whose "
+                                       "output is projected (from 0).")],
+    model: ModelOpt = "hf:bundled",
+    out: Annotated[Path | None, typer.Option("--out", "-o", help="Write JSON lines here "
+                                             "instead of stdout.")] = None,
+    max_context: Annotated[int | None, typer.Option(min=64, help="Tokens per forward pass "
+                                                    "(default: the model's context).")] = None,
+) -> None:
+    """Project every assistant turn of TRANSCRIPT on a vector: a mean per turn and
+    per-token values (JSON lines), with a summary table on stderr."""
+    from personae._files import atomic_write
+    from personae.models import load_model
+    from personae.steer.extract import require_white_box
+    from personae.steer.monitor import score_transcript
+    from personae.steer.vector import load_vector
+
+    vec = load_vector(vector)
+    vec.check_layer(layer)
+    if not transcript.is_file():
+        raise InputError(f"{transcript}: no such transcript file")
+    hf = require_white_box(load_model(model))
+    err = Console(stderr=True)
+    if vec.meta.model != getattr(hf, "identity", vec.meta.model):
+        err.print(f"[yellow]note: {vector} was extracted from {vec.meta.model}, not "
+                  f"{hf.identity}[/]")
+    scores = score_transcript(hf, vec, transcript, layer, max_context=max_context)
+    lines = "".join(s.model_dump_json() + "\n" for s in scores)
+    if out is not None:
+        atomic_write(out, lines)
+    else:
+        sys.stdout.write(lines)
+        sys.stdout.flush()
+    table = Table(title=f"{transcript.name}: projection on {vec.meta.trait} at layer {layer}")
+    for col in ("conv", "turn", "tokens", "mean", "context from"):
+        table.add_column(col, justify="right")
+    for s in scores:
+        table.add_row(str(s.conversation), str(s.turn), str(s.n_tokens),
+                      "—" if s.mean is None else f"{s.mean:.3f}", str(s.context_start))
+    err.print(table)
+    if out is not None:
+        err.print(f"wrote {len(scores)} turns to {out}")
