@@ -22,6 +22,7 @@ from personae.errors import InputError, PersonaeError, RunError
 from personae.persona import BUILTIN_TEMPLATES, FORMATS, Persona, load_personas
 from personae.persona.render import load_template
 from personae.persona.sample import resolve_personas
+from personae.steer.cli import app as steer_app
 
 # Recent typer vendors its own copy of click: take the exception classes from wherever typer's
 # come from, so usage errors are recognised with either layout.
@@ -33,6 +34,7 @@ app = typer.Typer(
 )
 personas_app = typer.Typer(no_args_is_help=True, help="Validate, render and convert persona files.")
 app.add_typer(personas_app, name="personas")
+app.add_typer(steer_app, name="steer")
 
 DEFAULT_PERSONA = "sample:chinedu-enugu-mechanic"
 ModelOpt = Annotated[str, typer.Option("--model", "-m", help="Model spec: bundled, hf:bundled, "

@@ -26,6 +26,7 @@ from matplotlib.figure import Figure
 
 __all__ = [
     "CONDITION_COLORS",
+    "ci_panels_svg",
     "condition_color",
     "dot_plot_svg",
     "heatmap_svg",
@@ -250,4 +251,46 @@ def heatmap_svg(
                 ax.text(j, i, f"{v:.2f}", ha="center", va="center", fontsize=8,
                         color="white" if dark else "#111111")
     fig.colorbar(image, ax=ax, shrink=0.9, pad=0.02, aspect=max(8, min(25, 4 * n_rows)))
+    return _to_svg(fig, salt, title)
+
+
+@_styled
+def ci_panels_svg(
+    x: Sequence[float],
+    panels: Sequence[tuple[str, Sequence[Mapping[str, Any]]]],
+    *,
+    xlabel: str,
+    title: str,
+    salt: str,
+    notes: Mapping[str, str] | None = None,
+) -> str | None:
+    """One small panel per measure: its value (with CI bars) against ``x``.
+
+    ``panels`` is ``[(name, [MetricValue dict per x])]``; ``notes`` adds a line under a
+    panel's title (e.g. whether the measure moves).
+    """
+    drawn = [(name, pts) for name, pts in panels if any(_finite(p.get("value")) is not None
+                                                       for p in pts)]
+    if not drawn:
+        return None
+    fig = Figure(figsize=(3.0 * len(drawn), 3.0), layout="constrained")
+    axes = fig.subplots(1, len(drawn), squeeze=False)[0]
+    for ax, (name, pts) in zip(axes, drawn, strict=True):
+        xs, ys, lo, hi = [], [], [], []
+        for xv, p in zip(x, pts, strict=True):
+            y = _finite(p.get("value"))
+            if y is None:
+                continue
+            low, high = _finite(p.get("ci_low")), _finite(p.get("ci_high"))
+            xs.append(float(xv))
+            ys.append(y)
+            lo.append(y - low if low is not None and low <= y else 0.0)
+            hi.append(high - y if high is not None and high >= y else 0.0)
+        ax.grid(True, axis="both")
+        ax.errorbar(xs, ys, yerr=[lo, hi], fmt="o-", color=_SPARE_COLORS[0], capsize=3,
+                    markersize=4, linewidth=1.2)
+        ax.axvline(0.0, color="#bbbbbb", linewidth=0.8, linestyle="--")
+        sub = f"\n{_label(notes[name], 34)}" if notes and name in notes else ""
+        ax.set_title(_label(name) + sub)
+        ax.set_xlabel(xlabel)
     return _to_svg(fig, salt, title)

@@ -138,3 +138,47 @@ def monitor(
     err.print(table)
     if out is not None:
         err.print(f"wrote {len(scores)} turns to {out}")
+
+
+@app.command()
+def sweep(
+    vector: Annotated[Path, typer.Option("--vector", "-v", help="A .safetensors vector (or a "
+                                         "persona_vectors .pt).")],
+    layer: Annotated[int, typer.Option("--layer", "-l", min=0, help="Decoder block to steer "
+                                       "(from 0).")],
+    k: Annotated[float, typer.Option("--k", help="Coefficients run from -k to +k.")] = 0.5,
+    steps: Annotated[int, typer.Option(min=2, max=41, help="How many coefficients "
+                                       "(odd includes 0).")] = 5,
+    absolute: Annotated[bool, typer.Option("--absolute", help="Coefficients are lengths in "
+                                           "activation units, not multiples of the layer's "
+                                           "typical residual norm.")] = False,
+    trait: Annotated[str | None, typer.Option("--trait", "-t", help="Trait name or file for "
+                                              "the questions and the text scorer (default: "
+                                              "the vector's).")] = None,
+    model: ModelOpt = "hf:bundled",
+    questions: Annotated[int, typer.Option(min=2, help="Held-out trait questions (the last "
+                                           "N of the file).")] = 12,
+    max_tokens: Annotated[int, typer.Option(min=4, max=1024)] = 48,
+    instrument: Annotated[str, typer.Option(help="ipip-120, ipip-300 or a questionnaire "
+                                            "file.")] = "ipip-120",
+    scale: Annotated[str | None, typer.Option(help="Domain scored by the instrument (default: "
+                                              "from the trait, e.g. E for extroverted).")
+                     ] = None,
+    items: Annotated[int | None, typer.Option(min=2, help="First N items of the domain.")
+                     ] = None,
+    seed: Annotated[int, typer.Option(min=0, max=2**31 - 1)] = 0,
+    out: Annotated[Path | None, typer.Option("--out", "-o", help="Run directory (default: "
+                                             "personae-runs/sweep-<vector>-L<layer>).")] = None,
+) -> None:
+    """Steer over coefficients -k..+k and measure, per coefficient: the instrument score,
+    an embedding text score, the activation projection and coherence (perplexity)."""
+    from personae.steer.sweep import SweepConfig, format_table, run_sweep, symmetric_coefficients
+
+    config = SweepConfig(vector=str(vector), layer=layer, relative=not absolute,
+                         coefficients=symmetric_coefficients(k, steps), trait=trait,
+                         model=model, questions=questions, max_tokens=max_tokens,
+                         instrument=instrument, scale=scale, items=items, seed=seed)
+    run_dir = out or Path("personae-runs") / f"sweep-{vector.stem}-L{layer}"
+    summary, files = run_sweep(config, run_dir)
+    sys.stderr.write(format_table(summary))  # Markdown: not wrapped to the terminal width
+    print(files.get("plot", files["table"]))

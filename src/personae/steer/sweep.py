@@ -1,0 +1,453 @@
+"""The closed loop: steer with a vector over coefficients −k…+k and measure what moves.
+
+For each coefficient the steered model answers held-out trait questions and a questionnaire
+scale; then the *unsteered* model reads every steered response. Four measures per
+coefficient, each with a CI:
+
+- ``instrument``: the questionnaire domain score (``logprob`` mode, reverse keys applied),
+  CI over items;
+- ``text``: the independent embedding scorer (`TraitTextScorer`), CI over responses;
+- ``projection``: the response tokens' activations at the steered layer projected on the unit
+  vector, read by the unsteered model (so it measures the text, not the intervention itself);
+- ``perplexity``: the unsteered model's perplexity of each steered response (coherence).
+
+A measure *moves* when its means are monotone in the coefficient and the CI of Spearman's rho
+(coefficient vs per-unit value) excludes 0. Coherence *holds* at a coefficient when the
+perplexity stays within ``coherence_ratio`` × the unsteered perplexity.
+
+Every completed unit is a record in the run store, so a killed sweep resumes where it stopped.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import math
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from pydantic import BaseModel, ConfigDict, Field
+
+from personae._files import atomic_write
+from personae.errors import InputError
+from personae.models import ChatParams, Message
+from personae.runtime.progress import ProgressReporter
+from personae.runtime.store import RunStore
+from personae.stats import MetricValue, mean_ci, spearman_ci
+
+MEASURES = ("instrument", "text", "projection", "perplexity")
+# Which IPIP domain (and direction) a bundled trait speaks to, for the instrument measure.
+TRAIT_DOMAINS: dict[str, tuple[str, int]] = {
+    "extroverted": ("E", +1), "introverted": ("E", -1), "agreeable": ("A", +1),
+    "conscientious": ("C", +1), "neurotic": ("N", +1), "curious": ("O", +1),
+    "optimistic": ("N", -1), "pessimistic": ("N", +1),
+}
+
+
+class SweepConfig(BaseModel):
+    """What a sweep runs. Bound to its run directory: a re-run with other settings is refused."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    vector: str
+    vector_sha256: str = ""
+    layer: int = Field(ge=0)
+    coefficients: list[float] = Field(min_length=2)
+    relative: bool = False
+    trait: str | None = None  # trait name or file; default: the vector's trait
+    model: str = "hf:bundled"
+    questions: int = Field(default=12, ge=2)
+    max_tokens: int = Field(default=48, ge=4)
+    instrument: str = "ipip-120"
+    scale: str | None = None  # a domain id such as "E"; None: from TRAIT_DOMAINS, or skipped
+    items: int | None = Field(default=None, ge=2)
+    seed: int = 0
+    coherence_ratio: float = Field(default=2.0, gt=1.0)
+
+
+def symmetric_coefficients(k: float, steps: int) -> list[float]:
+    """``steps`` evenly spaced coefficients from ``-k`` to ``+k`` (0 included when odd).
+
+    >>> symmetric_coefficients(8, 5)
+    [-8.0, -4.0, 0.0, 4.0, 8.0]
+    """
+    if k <= 0 or steps < 2:
+        raise InputError(f"a sweep needs k > 0 and at least 2 steps (got k={k}, steps={steps})")
+    return [round(float(c), 6) for c in np.linspace(-k, k, steps)]
+
+
+def coef_key(c: float) -> str:
+    return f"{c:g}"
+
+
+def response_nll(logits: np.ndarray, ids: Sequence[int], start: int) -> np.ndarray:
+    """Negative log-likelihood of each token ``ids[start:]`` given the tokens before it.
+
+    ``logits`` has one row per position (row ``i`` predicts token ``i + 1``).
+
+    >>> lg = np.log(np.array([[0.5, 0.5], [0.9, 0.1], [0.2, 0.8]]))
+    >>> np.round(response_nll(lg, [0, 0, 1], 1), 3).tolist()
+    [0.693, 2.303]
+    """
+    if not 1 <= start < len(ids):
+        raise ValueError(f"start must be in 1..{len(ids) - 1}, got {start}")
+    lg = np.asarray(logits, dtype=np.float64)
+    logz = np.logaddexp.reduce(lg, axis=1)
+    rows = np.arange(start - 1, len(ids) - 1)
+    return logz[rows] - lg[rows, np.asarray(ids)[start:]]
+
+
+def perplexity_ci(nll_means: Sequence[float], seed: int = 0) -> MetricValue:
+    """Perplexity as exp of the mean per-token NLL, with the CI of that mean mapped through exp."""
+    m = mean_ci(nll_means, seed=seed)
+    if m.value is None:
+        return m
+    lo, hi = (m.ci_low, m.ci_high) if m.ci_low is not None else (None, None)
+    return MetricValue(value=math.exp(m.value), ci_low=None if lo is None else math.exp(lo),
+                       ci_high=None if hi is None else math.exp(hi), n=m.n)
+
+
+def trend(coefs: Sequence[float], values: Sequence[float], means: Sequence[float | None],
+          seed: int = 0) -> dict[str, Any]:
+    """Spearman's rho (with CI) of per-unit values against the coefficient, and whether the
+    per-coefficient means are monotone in it.
+
+    >>> t = trend([0, 0, 1, 1, 2, 2], [1, 2, 3, 4, 5, 6], [1.5, 3.5, 5.5], seed=0)
+    >>> t["monotone"], t["moves"], t["direction"]
+    (True, True, 1)
+    """
+    rho = spearman_ci(coefs, values, seed=seed)
+    clean = [m for m in means if m is not None]
+    diffs = np.diff(clean) if len(clean) == len(means) else np.array([])
+    direction = 0
+    if diffs.size and np.all(diffs > 0):
+        direction = 1
+    elif diffs.size and np.all(diffs < 0):
+        direction = -1
+    excludes_zero = (rho.ci_low is not None and rho.ci_high is not None
+                     and (rho.ci_low > 0 or rho.ci_high < 0))
+    return {"rho": rho.as_dict(), "monotone": direction != 0, "direction": direction,
+            "moves": bool(direction != 0 and excludes_zero)}
+
+
+def summarise(config: SweepConfig, store: RunStore) -> dict[str, Any]:
+    """Per-coefficient measures with CIs, trends and the coherence verdict, from the store."""
+    coefs = config.coefficients
+    rows: list[dict[str, Any]] = []
+    units: dict[str, tuple[list[float], list[float]]] = {m: ([], []) for m in MEASURES}
+    for c in coefs:
+        key = coef_key(c)
+        measures = [d for k, d in store.items("measure") if k.split("|")[0] == key]
+        items = [d for k, d in store.items("item") if k.split("|")[0] == key]
+        values = {
+            "instrument": [d["keyed"] for d in items if d.get("keyed") is not None],
+            "text": [d["text_score"] for d in measures],
+            "projection": [d["projection"] for d in measures],
+            "perplexity": [d["nll"] for d in measures],
+        }
+        row: dict[str, Any] = {"coefficient": c}
+        for name, vals in values.items():
+            row[name] = (perplexity_ci(vals, config.seed) if name == "perplexity"
+                         else mean_ci(vals, seed=config.seed)).as_dict()
+            units[name][0].extend([c] * len(vals))
+            units[name][1].extend(vals)
+        row["coverage"] = mean_ci([d["coverage"] for d in items], seed=config.seed).as_dict()
+        row["responses"] = len(measures)
+        rows.append(row)
+    trends = {
+        name: trend(units[name][0], units[name][1], [r[name]["value"] for r in rows], config.seed)
+        for name in MEASURES if units[name][1]
+    }
+    base = _unsteered(rows)
+    for r in rows:
+        ppl = r["perplexity"]["value"]
+        r["coherent"] = (base is not None and ppl is not None
+                         and ppl <= config.coherence_ratio * base)
+    return {"config": config.model_dump(), "rows": rows, "trends": trends,
+            "coherent_everywhere": all(r["coherent"] for r in rows),
+            "unsteered_perplexity": base}
+
+
+def _unsteered(rows: list[dict[str, Any]]) -> float | None:
+    zero = [r for r in rows if r["coefficient"] == 0]
+    if zero:
+        return zero[0]["perplexity"]["value"]
+    # No 0 in the sweep: the smallest |coefficient| is the closest to unsteered.
+    return min(rows, key=lambda r: abs(r["coefficient"]))["perplexity"]["value"]
+
+
+def held_out_questions(questions: Sequence[str], n: int) -> list[str]:
+    """The last ``n`` questions: extraction takes its questions from the front of the list."""
+    if n > len(questions):
+        raise InputError(f"the trait file has {len(questions)} questions; the sweep asked "
+                         f"for {n}")
+    return list(questions[-n:])
+
+
+class Sweep:
+    """One sweep bound to its run store. ``await sweep.run()`` does (or finishes) the work."""
+
+    def __init__(self, config: SweepConfig, *, base: Any | None = None,
+                 progress: str = "auto") -> None:
+        from personae.instruments import load_questionnaire
+        from personae.models import load_model
+        from personae.steer.traits import load_trait
+        from personae.steer.vector import file_digest, load_vector
+
+        self.config, self.progress = config, progress
+        # All input is checked before the directory is bound or the model is loaded.
+        self.vector = load_vector(config.vector)
+        self.vector.check_layer(config.layer)
+        self.trait = load_trait(config.trait or _trait_ref(self.vector.meta))
+        self.questions = held_out_questions(self.trait.questions, config.questions)
+        self.base = base if base is not None else load_model(config.model)
+        if "hidden_states" not in self.base.capabilities:
+            raise InputError(f"{config.model}: the sweep reads activations; use an hf: model")
+        domain, self.sign = (config.scale, 1) if config.scale else TRAIT_DOMAINS.get(
+            self.trait.name, (None, 1))
+        self.questionnaire = load_questionnaire(config.instrument)
+        self.items = []
+        if domain is not None:
+            self.items = [i for i in self.questionnaire.items if i.scale == domain]
+            if not self.items:
+                raise InputError(f"{config.instrument}: no items score on scale {domain!r}")
+            self.items = self.items[: config.items]
+        self.domain = domain
+        self.identity = {**config.model_dump(), "vector_sha256": file_digest(config.vector),
+                         "model_identity": self.base.identity}
+        self.store: RunStore
+
+    def bind(self, store: RunStore) -> None:
+        """Use ``store``; refused when it holds a sweep with other settings."""
+        store.bind_config(self.identity)
+        self.store = store
+
+    async def run(self) -> dict[str, Any]:
+        for c in self.config.coefficients:
+            steered = steer_model(self.base, self.vector, self.config.layer, c,
+                                  self.config.relative)
+            await self._responses(steered, c)
+            await self._instrument(steered, c)
+        await self._readout()
+        return summarise(self.config, self.store)
+
+    async def _responses(self, model: Any, c: float) -> None:
+        todo = [(i, q) for i, q in enumerate(self.questions)
+                if f"{coef_key(c)}|{i}" not in self.store.keys("response")]
+        bar = ProgressReporter(f"responses at {coef_key(c)}", len(todo), mode=self.progress)
+        params = ChatParams(max_tokens=self.config.max_tokens, temperature=0.0,
+                            seed=self.config.seed)
+        try:
+            for chunk in _chunks(todo, max(1, self.base.batch_size)):
+                done = await model.chat_batch([(_user(q), params) for _, q in chunk])
+                for (i, q), comp in zip(chunk, done, strict=True):
+                    self.store.put("response", f"{coef_key(c)}|{i}",
+                                   {"coefficient": c, "question": q, "text": comp.text,
+                                    "tokens": comp.completion_tokens})
+                    bar.advance()
+        finally:
+            bar.close()
+
+    async def _instrument(self, model: Any, c: float) -> None:
+        from personae.instruments.administer import ItemAnswer, administer
+        from personae.instruments.scoring import reverse_key
+
+        q, key = self.questionnaire, coef_key(c)
+        stored = {k.split("|")[1]: d for k, d in self.store.items("item") if k.split("|")[0] == key}
+        todo = [i.id for i in self.items if i.id not in stored]
+        if not todo:
+            return
+        keyed = {i.id: i.reversed for i in self.items}
+
+        def save(a: ItemAnswer) -> None:
+            value = a.value
+            if value is not None and keyed[a.item_id]:
+                value = reverse_key(value, q.low, q.high)
+            self.store.put("item", f"{key}|{a.item_id}",
+                           {"coefficient": c, "item": a.item_id, "expected": a.value,
+                            "keyed": value, "argmax": a.argmax, "coverage": a.coverage})
+            bar.advance()
+
+        bar = ProgressReporter(f"items at {key}", len(todo), mode=self.progress)
+        try:
+            await administer(model, q, mode="logprob", items=todo, on_answer=save,
+                             seed=self.config.seed)
+        finally:
+            bar.close()
+
+    async def _readout(self) -> None:
+        from personae.steer.textscore import TraitTextScorer
+
+        todo = [(k, d) for k, d in self.store.items("response")
+                if k not in self.store.keys("measure")]
+        if not todo:
+            return
+        scorer = TraitTextScorer([p.pos for p in self.trait.instruction],
+                                 [p.neg for p in self.trait.instruction])
+        text_scores = scorer.score([d["text"] or " " for _, d in todo])
+        bar = ProgressReporter("reading responses (unsteered)", len(todo), mode=self.progress)
+        try:
+            for chunk in _chunks(list(zip(todo, text_scores, strict=True)), 8):
+                reads = await asyncio.to_thread(
+                    read_responses, self.base, self.vector, self.config.layer,
+                    [(_user(d["question"]), d["text"]) for (_, d), _ in chunk])
+                for ((key, d), ts), (proj, nll, n) in zip(chunk, reads, strict=True):
+                    self.store.put("measure", key, {"coefficient": d["coefficient"],
+                                                    "text_score": float(ts),
+                                                    "projection": proj, "nll": nll,
+                                                    "tokens": n})
+                    bar.advance()
+        finally:
+            bar.close()
+
+
+def _trait_ref(meta: Any) -> str:
+    src = meta.source or ""
+    if src.startswith("bundled:"):
+        return src.removeprefix("bundled:")
+    return src if src and Path(src).is_file() else meta.trait
+
+
+def _user(text: str) -> list[Message]:
+    return [Message(role="user", content=text)]
+
+
+def _chunks(seq: Sequence[Any], size: int) -> list[Sequence[Any]]:
+    return [seq[i: i + size] for i in range(0, len(seq), size)]
+
+
+def steer_model(base: Any, vector: Any, layer: int, coefficient: float, relative: bool) -> Any:
+    """``base`` steered at one layer (sharing its weights); ``base`` itself at coefficient 0."""
+    from personae.steer.apply import Steering
+
+    if coefficient == 0:
+        return base
+    return base.with_steering([Steering(vector, layer, coefficient, relative)])
+
+
+def read_responses(model: Any, vector: Any, layer: int,
+                   items: Sequence[tuple[Sequence[Message], str]]
+                   ) -> list[tuple[float | None, float | None, int]]:
+    """For each (messages, response): the mean projection of the response tokens on the unit
+    vector at ``layer`` and their mean NLL, both read by ``model`` as it runs."""
+    from personae.steer.monitor import score_responses
+
+    keep = [i for i, (_, r) in enumerate(items) if r.strip()]
+    out: list[tuple[float | None, float | None, int]] = [(None, None, 0)] * len(items)
+    if not keep:
+        return out
+    projections = score_responses(model, vector, layer, [items[i] for i in keep])
+    nlls = response_nlls(model, [items[i] for i in keep])
+    for i, proj, nll in zip(keep, projections, nlls, strict=True):
+        out[i] = (proj.mean, float(nll.mean()) if nll.size else None, int(nll.size))
+    return out
+
+
+def response_nlls(model: Any, items: Sequence[tuple[Sequence[Message], str]]
+                  ) -> list[np.ndarray]:
+    """Per-token NLL of each response given its prompt (one unbatched pass per item)."""
+    from personae.steer.extract import _on_model_thread, encode
+
+    out = []
+    for messages, response in items:
+        prompt = model.render_prompt(list(messages))
+        ids, start = encode(model.tokenizer, prompt + response, len(prompt))
+        logits = _on_model_thread(model, lambda ids=ids: _logits(model.model, ids))
+        out.append(response_nll(logits, ids, start) if start < len(ids)
+                   else np.zeros(0))
+    return out
+
+
+def _logits(net: Any, ids: Sequence[int]) -> np.ndarray:
+    import torch
+
+    with torch.inference_mode():
+        return net(input_ids=torch.tensor([list(ids)])).logits[0].float().numpy()
+
+
+def format_table(summary: dict[str, Any]) -> str:
+    """The per-coefficient table (Markdown), then one line per measure: does it move?"""
+    head = ("| coefficient | instrument | text score | projection | perplexity | coherent |\n"
+            "|---:|---|---|---|---|---|\n")
+    lines = []
+    for r in summary["rows"]:
+        cells = [f"{r['coefficient']:g}"]
+        for name, spec in (("instrument", ".2f"), ("text", ".3f"), ("projection", ".2f"),
+                           ("perplexity", ".1f")):
+            cells.append(format(MetricValue(**r[name]), spec))
+        cells.append("yes" if r["coherent"] else "no")
+        lines.append("| " + " | ".join(cells) + " |")
+    verdicts = [f"- {name}: {verdict(summary, name)}" for name in MEASURES]
+    return head + "\n".join(lines) + "\n\n" + "\n".join(verdicts) + "\n"
+
+
+def verdict(summary: dict[str, Any], name: str) -> str:
+    """One line on a measure: does it move with the coefficient (for perplexity: does
+    coherence hold)?"""
+    t = summary["trends"].get(name)
+    if t is None:
+        return "not measured"
+    if name == "perplexity":
+        broken = [f"{r['coefficient']:g}" for r in summary["rows"] if not r["coherent"]]
+        limit = f"{summary['config']['coherence_ratio']:g}× unsteered"
+        return (f"coherence holds everywhere (within {limit})" if not broken
+                else f"coherence breaks at {', '.join(broken)} (over {limit})")
+    rho = MetricValue(**t["rho"])
+    way = {1: "up", -1: "down", 0: "not monotone"}[t["direction"]]
+    return (f"{'MOVES' if t['moves'] else 'does not move'} (means {way}; "
+            f"Spearman rho {rho:.2f})")
+
+
+def plot_svg(summary: dict[str, Any]) -> str | None:
+    from personae.report.plots import ci_panels_svg
+
+    rows = summary["rows"]
+    notes = {name: verdict(summary, name).split(" (")[0] for name in MEASURES}
+    cfg = summary["config"]
+    unit = " × residual norm" if cfg["relative"] else ""
+    return ci_panels_svg([r["coefficient"] for r in rows],
+                         [(name, [r[name] for r in rows]) for name in MEASURES],
+                         xlabel=f"coefficient{unit}", notes=notes, salt="sweep",
+                         title=f"Steering sweep: {Path(cfg['vector']).name} at layer "
+                               f"{cfg['layer']}")
+
+
+def write_outputs(run_dir: Path, summary: dict[str, Any]) -> dict[str, Path]:
+    """``sweep.json``, ``sweep.md`` (the table) and ``sweep.svg`` (the plot)."""
+    out = {"json": atomic_write(run_dir / "sweep.json", json.dumps(summary, indent=2) + "\n"),
+           "table": atomic_write(run_dir / "sweep.md", format_table(summary))}
+    svg = plot_svg(summary)
+    if svg is not None:
+        out["plot"] = atomic_write(run_dir / "sweep.svg", svg + "\n")
+    return out
+
+
+def run_sweep(config: SweepConfig, out: str | Path, *, base: Any | None = None,
+              progress: str = "auto") -> tuple[dict[str, Any], dict[str, Path]]:
+    """Run (or resume) a sweep in ``out``; returns the summary and the files written.
+
+    Example (loads the model, so not run here)::
+
+        cfg = SweepConfig(vector="extroverted.safetensors", layer=15,
+                          coefficients=symmetric_coefficients(0.5, 5), relative=True)
+        summary, files = run_sweep(cfg, "sweep-extroverted")
+    """
+    run_dir = Path(out)
+    config = config.model_copy(update={"vector": str(vector_file(config.vector))})
+    sweep = Sweep(config, base=base, progress=progress)  # checks the input first
+    store = RunStore(run_dir)
+    try:
+        sweep.bind(store)
+        summary = asyncio.run(sweep.run())
+        return summary, write_outputs(run_dir, summary)
+    finally:
+        store.close()
+
+
+def vector_file(path: str) -> Path:
+    p = Path(path).expanduser()
+    if not p.is_file():
+        raise InputError(f"{path}: no such vector file")
+    return p.resolve()
