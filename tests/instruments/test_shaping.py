@@ -14,8 +14,8 @@ from personae.instruments.shaping import (
     MARKERS,
     shaping_conditions,
     shaping_prompt,
-    spearman_ci,
 )
+from personae.stats import spearman_ci
 
 
 def test_nine_levels_with_the_papers_qualifiers() -> None:

@@ -37,7 +37,8 @@ from personae.instruments.scoring import (
     reverse_key,
     score_answers,
 )
-from personae.instruments.shaping import Correlation, shaping_prompt, spearman_ci
+from personae.instruments.shaping import shaping_prompt
+from personae.stats.correlation import Correlation, spearman_ci
 
 __all__ = [
     "Correlation",

@@ -20,8 +20,9 @@ from personae.instruments.questionnaire import Questionnaire
 from personae.instruments.reliability import cronbach_alpha, mcdonald_omega
 from personae.instruments.robustness import variant_spread
 from personae.instruments.scoring import acquiescence_index, score_answers
-from personae.instruments.shaping import LEVELS, spearman_ci
+from personae.instruments.shaping import LEVELS
 from personae.stats import mean_ci, proportion_ci
+from personae.stats.correlation import spearman_ci
 
 if TYPE_CHECKING:
     from personae.instruments.survey import SurveyRun

@@ -14,7 +14,7 @@ from personae.stats.agreement import (
     krippendorff_alpha,
     mean_abs_difference,
 )
-from personae.stats.correlation import spearman_ci
+from personae.stats.correlation import Correlation, spearman_ci
 from personae.stats.intervals import (
     BootstrapMethod,
     MetricValue,
@@ -26,6 +26,7 @@ from personae.stats.intervals import (
 
 __all__ = [
     "BootstrapMethod",
+    "Correlation",
     "Level",
     "MetricValue",
     "alpha_ci",

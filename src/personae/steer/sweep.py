@@ -128,7 +128,7 @@ def trend(coefs: Sequence[float], values: Sequence[float], means: Sequence[float
         direction = -1
     excludes_zero = (rho.ci_low is not None and rho.ci_high is not None
                      and (rho.ci_low > 0 or rho.ci_high < 0))
-    return {"rho": rho.as_dict(), "monotone": direction != 0, "direction": direction,
+    return {"rho": rho.model_dump(), "monotone": direction != 0, "direction": direction,
             "moves": bool(direction != 0 and excludes_zero)}
 
 
@@ -394,7 +394,8 @@ def verdict(summary: dict[str, Any], name: str) -> str:
         limit = f"{summary['config']['coherence_ratio']:g}× unsteered"
         return (f"coherence holds everywhere (within {limit})" if not broken
                 else f"coherence breaks at {', '.join(broken)} (over {limit})")
-    rho = MetricValue(**t["rho"])
+    r = t["rho"]
+    rho = MetricValue(value=r["rho"], ci_low=r["ci_low"], ci_high=r["ci_high"], n=r["n"])
     way = {1: "up", -1: "down", 0: "not monotone"}[t["direction"]]
     return (f"{'MOVES' if t['moves'] else 'does not move'} (means {way}; "
             f"Spearman rho {rho:.2f})")
