@@ -4,19 +4,28 @@ Hidden states and forward hooks need the model in PyTorch. ``hf:bundled`` dequan
 bundled GGUF once (about 35 s) and caches it as safetensors under the personae cache
 directory; later loads take well under a second. Requests are batched (left padding), which
 is where this backend earns its keep on a CPU.
+
+Steering: ``hf:bundled?steer=FILE:LAYER:COEF[r][,...]`` adds ``COEF × unit vector`` to the
+output of decoder block LAYER (from 0) in every call (generation, ``score_choices``, hidden
+states); a trailing ``r`` makes COEF relative to the layer's typical residual norm. The syntax
+is described in `personae.steer.apply`. `HFModel.with_steering` gives another steering on the
+same loaded weights. The steering is part of the model identity, hence of every cache key.
 """
 
 from __future__ import annotations
 
+import copy
 import hashlib
 import os
 import shutil
 import sys
 import tempfile
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict
@@ -24,6 +33,7 @@ from pydantic import BaseModel, ConfigDict
 from personae.errors import InputError, RunError
 from personae.models.base import (
     BACKEND_CAPABILITIES,
+    Capability,
     ChatParams,
     ChoiceScores,
     Completion,
@@ -33,6 +43,9 @@ from personae.models.base import (
 )
 from personae.models.bundled import bundled_gguf_path, cache_dir, file_sha256
 from personae.models.options import parse_options
+
+if TYPE_CHECKING:
+    from personae.steer.apply import Steering
 
 _WEIGHT_SUFFIXES = (".safetensors", ".bin", ".gguf")
 _IDENTITY_FILES = ("config.json", "generation_config.json", "tokenizer.json",
@@ -45,6 +58,7 @@ class HFOptions(BaseModel):
     batch_size: int = 16
     n_threads: int | None = None
     dtype: str = "float32"
+    steer: str | None = None  # FILE:LAYER:COEF[r][,...]: see personae.steer.apply
 
 
 def _import_torch() -> Any:
@@ -107,6 +121,14 @@ def _dir_identity(path: Path) -> str:
     return hashlib.sha256(sig.encode()).hexdigest()[:16]
 
 
+@dataclass
+class _Weights:
+    """The loaded model and tokenizer, shared by an `HFModel` and its `with_steering` copies."""
+
+    model: Any = None
+    tok: Any = None
+
+
 class HFModel(InProcessBackend):
     """A causal LM on transformers.
 
@@ -116,7 +138,7 @@ class HFModel(InProcessBackend):
     """
 
     backend = "hf"
-    capabilities = BACKEND_CAPABILITIES["hf"]
+    capabilities = BACKEND_CAPABILITIES["hf"] | {Capability.STEERING}
 
     def __init__(self, path: str = "bundled", **options: Any) -> None:
         self.options = parse_options(HFOptions, self.backend, options)
@@ -124,18 +146,49 @@ class HFModel(InProcessBackend):
         self.source = path
         if path == "bundled":
             gguf = bundled_gguf_path()
-            self.identity = f"hf:{gguf.name}:{file_sha256(gguf)[:16]}:{self.options.dtype}"
+            self.base_identity = f"hf:{gguf.name}:{file_sha256(gguf)[:16]}:{self.options.dtype}"
         else:
             folder = Path(path)
             if not folder.is_dir() or not (folder / "config.json").is_file():
                 raise InputError(f"{path}: not a Hugging Face model folder (no config.json)")
-            self.identity = f"hf:{folder.name}:{_dir_identity(folder)}:{self.options.dtype}"
+            self.base_identity = (f"hf:{folder.name}:{_dir_identity(folder)}:"
+                                  f"{self.options.dtype}")
+        # personae.steer imports model backends; import it here, not at module level.
+        from personae.steer.apply import load_steer_spec, steering_identity
+
+        self.steerings: tuple[Steering, ...] = (
+            tuple(load_steer_spec(self.options.steer)) if self.options.steer else ())
+        self.identity = self.base_identity + steering_identity(self.steerings)
         super().__init__()
-        self._model: Any = None
-        self._tok: Any = None
+        self._weights = _Weights()
+
+    def with_steering(self, steerings: Sequence[Steering]) -> HFModel:
+        """The same loaded model (weights, tokenizer, worker thread, lock) with other steering
+        (replacing this one's; ``[]`` for none) and its own identity. Nothing is reloaded.
+
+        >>> HFModel("bundled").with_steering([]).identity.startswith("hf:")
+        True
+        """
+        from personae.steer.apply import steering_identity
+
+        twin = copy.copy(self)  # shares _weights, _lock and _executor
+        twin.steerings = tuple(steerings)
+        twin.options = self.options.model_copy(update={"steer": None})  # not a file spec now
+        twin.identity = self.base_identity + steering_identity(twin.steerings)
+        return twin
+
+    @contextmanager
+    def _steered(self) -> Iterator[None]:
+        # Hooks live only for one call, under the shared lock: two models that share the
+        # weights never see each other's steering.
+        from personae.steer.apply import apply_steering
+
+        with apply_steering(self._ensure_loaded()[0], self.steerings):
+            yield
 
     def _ensure_loaded(self) -> tuple[Any, Any]:
-        if self._model is None:
+        w = self._weights
+        if w.model is None:
             torch = _import_torch()
             from transformers import AutoModelForCausalLM, AutoTokenizer
 
@@ -152,8 +205,8 @@ class HFModel(InProcessBackend):
             tok.padding_side = "left"
             if tok.pad_token is None:
                 tok.pad_token = tok.eos_token
-            self._model, self._tok = model, tok
-        return self._model, self._tok
+            w.model, w.tok = model, tok
+        return w.model, w.tok
 
     @property
     def model(self) -> Any:
@@ -187,7 +240,7 @@ class HFModel(InProcessBackend):
         for i, (_, params) in enumerate(requests):
             groups.setdefault(params, []).append(i)
         out: list[Completion | None] = [None] * len(requests)
-        with self._lock:
+        with self._lock, self._steered():
             for params, idx in groups.items():
                 prompts = [self.render_prompt(requests[i][0]) for i in idx]
                 for i, c in zip(idx, self._generate(prompts, params), strict=True):
@@ -240,7 +293,7 @@ class HFModel(InProcessBackend):
     def _score_sync(self, messages: Sequence[Message], choices: list[str],
                     prefill: str) -> ChoiceScores:
         torch = _import_torch()
-        with self._lock:
+        with self._lock, self._steered():
             model, tok = self._ensure_loaded()
             text = self.render_prompt(messages, prefill)
             prompt = tok(text, add_special_tokens=False)["input_ids"]
@@ -270,10 +323,11 @@ class HFModel(InProcessBackend):
         """Residual-stream activations, shape ``(n_layers + 1, n_tokens, hidden)``.
 
         Row 0 is the embedding output; row ``L + 1`` is the output of block ``L`` (layers are
-        numbered from 0, the personae convention).
+        numbered from 0, the personae convention). On a steered model, row ``L + 1`` of a
+        steered block ``L`` includes the added vector.
         """
         torch = _import_torch()
-        with self._lock:
+        with self._lock, self._steered():
             model, tok = self._ensure_loaded()
             enc = tok(self.render_prompt(messages, prefill), return_tensors="pt",
                       add_special_tokens=False)

@@ -4,10 +4,17 @@ llama.cpp runs one request at a time per model instance, so ``max_concurrency`` 
 calls run in a worker thread to keep the event loop free. Top logprobs of generated tokens
 need a context built with ``logits_all=True``, which is slower, so that second context is
 only created when a request asks for logprobs.
+
+Steering: ``bundled?steer=FILE:LAYER:COEF[r][,...]`` (the syntax of the hf backend, see
+`personae.steer.apply`; FILE may also be a llama.cpp control vector ``.gguf``) is applied as a
+llama.cpp control vector (``llama_set_adapter_cvec``) to every context this model creates,
+so all calls are steered. llama.cpp cannot steer block 0. The steering is part of the model
+identity, hence of every cache key.
 """
 
 from __future__ import annotations
 
+import ctypes
 import math
 import os
 import time
@@ -21,6 +28,7 @@ from pydantic import BaseModel, ConfigDict
 from personae.errors import InputError, RunError
 from personae.models.base import (
     BACKEND_CAPABILITIES,
+    Capability,
     ChatParams,
     ChoiceScores,
     Completion,
@@ -39,17 +47,18 @@ class LlamaCppOptions(BaseModel):
     n_threads: int | None = None
     n_batch: int = 512
     verbose: bool = False
+    steer: str | None = None  # FILE:LAYER:COEF[r][,...]: see personae.steer.apply
 
 
 class LlamaCppModel(InProcessBackend):
     """A GGUF model on llama-cpp-python.
 
     >>> sorted(c.value for c in LlamaCppModel("bundled").capabilities)
-    ['chat', 'logprobs', 'score_choices']
+    ['chat', 'logprobs', 'score_choices', 'steering']
     """
 
     backend = "llamacpp"
-    capabilities = BACKEND_CAPABILITIES["llamacpp"]
+    capabilities = BACKEND_CAPABILITIES["llamacpp"] | {Capability.STEERING}
 
     def __init__(self, path: str = "bundled", **options: Any) -> None:
         self.options = parse_options(LlamaCppOptions, self.backend, options)
@@ -60,7 +69,15 @@ class LlamaCppModel(InProcessBackend):
             if fh.read(4) != b"GGUF":
                 raise InputError(f"{self.path}: not a GGUF file")
         self.name = "bundled" if path == "bundled" else self.path.stem
-        self.identity = f"llamacpp:{self.path.name}:{file_sha256(self.path)[:16]}"
+        # personae.steer imports model backends; import it here, not at module level.
+        from personae.steer.apply import load_steer_spec, steering_identity
+
+        self.steerings = tuple(load_steer_spec(self.options.steer)) if self.options.steer else ()
+        if any(s.layer == 0 for s in self.steerings):
+            raise InputError(f"steer spec {self.options.steer}: llama.cpp cannot steer block 0 "
+                             "(its control vectors start at block 1); use the hf backend")
+        self.identity = (f"llamacpp:{self.path.name}:{file_sha256(self.path)[:16]}"
+                         + steering_identity(self.steerings))
         super().__init__()
         self._llm: Any = None
         self._llm_logprobs: Any = None
@@ -73,13 +90,35 @@ class LlamaCppModel(InProcessBackend):
                              "pip install 'personae[local]'") from None
         o = self.options
         try:
-            return llama_cpp.Llama(
+            llm = llama_cpp.Llama(
                 model_path=str(self.path), n_ctx=o.n_ctx, n_batch=o.n_batch,
                 n_threads=o.n_threads or os.cpu_count(), logits_all=logits_all,
                 verbose=o.verbose,
             )
         except (ValueError, RuntimeError) as exc:
             raise RunError(f"llama.cpp could not load {self.path}: {exc}") from None
+        if self.steerings:
+            self._set_control_vector(llama_cpp, llm)
+        return llm
+
+    def _set_control_vector(self, llama_cpp: Any, llm: Any) -> None:
+        from personae.steer.apply import layer_deltas
+        from personae.steer.gguf import cvec_buffer
+
+        n_layer = int(llama_cpp.llama_model_n_layer(llm._model.model))
+        n_embd = int(llm.n_embd())
+        try:
+            buf = cvec_buffer(layer_deltas(self.steerings), n_layer, n_embd)
+        except InputError as exc:
+            raise InputError(f"steer spec {self.options.steer}: {exc}") from None
+        # The buffer starts at block 1 (row L - 1 is added after block L); apply to 1..last.
+        rc = llama_cpp.llama_set_adapter_cvec(
+            llm._ctx.ctx, buf.ctypes.data_as(ctypes.POINTER(ctypes.c_float)), buf.size, n_embd,
+            1, n_layer - 1)
+        if rc != 0:
+            raise RunError(f"llama.cpp refused the control vector for {self.path.name} "
+                           f"(code {rc})")
+        llm.reset()  # nothing cached may predate the steering
 
     def llama(self, *, logits_all: bool = False) -> Any:
         """The underlying ``llama_cpp.Llama`` (loaded on first use)."""
