@@ -26,7 +26,7 @@ from personae.steer.apply import (
     steering,
     steerings_for,
 )
-from personae.steer.apply_cli import app as apply_app
+from personae.steer.cli import app as apply_app
 from personae.steer.vector import PersonaVector, load_vector
 
 MSGS = [Message(role="user", content="Describe your ideal weekend.")]

@@ -3,9 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import signal
-import subprocess
-import sys
 from pathlib import Path
 
 import gguf
@@ -17,7 +14,7 @@ from personae.errors import InputError
 from personae.models import ChatParams, Message, bundled_gguf_path, load_model, request_key
 from personae.models.hf import HFModel
 from personae.steer.apply import Steering, layer_deltas, steerings_for
-from personae.steer.apply_cli import app as apply_app
+from personae.steer.cli import app as apply_app
 from personae.steer.gguf import cvec_buffer, export_control_vector, load_control_vector
 from personae.steer.vector import PersonaVector
 
@@ -140,28 +137,6 @@ def test_hf_accepts_a_gguf_control_vector(hf: HFModel, tmp_path: Path) -> None:
     assert not np.array_equal(a, hf.hidden_states(MSGS))
 
 
-_PROBE = """
-import llama_cpp
-from personae.models.bundled import bundled_gguf_path
-llm = llama_cpp.Llama(model_path=str(bundled_gguf_path()), n_ctx=256, verbose=False)
-llm.eval(llm.tokenize(b"Tell me about your day, your plans, and the weather. " * 4, add_bos=False))
-print("ok")
-"""
-
-
-@pytest.fixture(scope="module")
-def llamacpp_runs() -> None:
-    # A llama.cpp build that uses CPU instructions this machine cannot execute (seen: AMX
-    # tiles under a VM that does not enable them) dies with SIGILL, killing the test run.
-    # Probe in a child process and skip with the reason rather than crash.
-    proc = subprocess.run([sys.executable, "-c", _PROBE], capture_output=True, text=True,
-                          timeout=120)
-    if proc.returncode != 0 or "ok" not in proc.stdout:
-        why = (f"killed by {signal.Signals(-proc.returncode).name}" if proc.returncode < 0
-               else (proc.stderr.strip().splitlines() or [f"exit {proc.returncode}"])[-1])
-        pytest.skip(f"llama.cpp cannot evaluate on this machine ({why})")
-
-
 def logprob_vector(model: object) -> np.ndarray:
     scores = asyncio.run(model.score_choices(MSGS, WORDS))  # type: ignore[attr-defined]
     return np.array(scores.logprobs)
@@ -169,7 +144,7 @@ def logprob_vector(model: object) -> np.ndarray:
 
 @pytest.mark.model
 def test_llamacpp_control_vector_matches_hf_hooks_at_the_same_layer(
-        llamacpp_runs: None, hf: HFModel, tmp_path: Path) -> None:
+        hf: HFModel, tmp_path: Path) -> None:
     """direction.L in llama.cpp and a hook on block L in transformers are the same place."""
     vec = random_vector(seed=5)
     path = vec.save(tmp_path / "v.safetensors")
@@ -188,7 +163,7 @@ def test_llamacpp_control_vector_matches_hf_hooks_at_the_same_layer(
 
 
 @pytest.mark.model
-def test_cli_apply_steers_the_llamacpp_backend(llamacpp_runs: None, tmp_path: Path) -> None:
+def test_cli_apply_steers_the_llamacpp_backend(tmp_path: Path) -> None:
     path = random_vector(seed=5).save(tmp_path / "v.safetensors")
     args = ["apply", "--vector", str(path), "--layer", "6", "--coef", "80", "--model",
             "bundled", "--max-tokens", "8", MSGS[0].content]

@@ -17,8 +17,10 @@ from __future__ import annotations
 import ctypes
 import math
 import os
+import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -48,6 +50,39 @@ class LlamaCppOptions(BaseModel):
     n_batch: int = 512
     verbose: bool = False
     steer: str | None = None  # FILE:LAYER:COEF[r][,...]: see personae.steer.apply
+    # llama.cpp's extra weight buffers (AMX tiles, repacked layouts). Off by default: a build
+    # compiled for a CPU that advertises AMX dies with SIGILL, no error, wherever the kernel or
+    # VM does not enable AMX (seen on our own machines); the bundled Q4_1 model gains nothing
+    # from them here. Turn on where the hardware is known to run them.
+    extra_buffers: bool = False
+
+
+_PARAMS_LOCK = threading.Lock()
+
+
+@contextmanager
+def model_params(*, extra_buffers: bool) -> Iterator[None]:
+    """While inside, ``llama_cpp.Llama`` loads models with ``use_extra_bufts=extra_buffers``.
+
+    ``Llama()`` has no argument for it: it reads ``llama_model_default_params()`` and sets the
+    fields it knows, so the defaults it reads are adjusted for the duration of one load.
+    """
+    import llama_cpp.llama_cpp as lib
+
+    with _PARAMS_LOCK:
+        original = lib.llama_model_default_params
+
+        def adjusted() -> Any:
+            params = original()
+            if hasattr(params, "use_extra_bufts"):
+                params.use_extra_bufts = extra_buffers
+            return params
+
+        lib.llama_model_default_params = adjusted
+        try:
+            yield
+        finally:
+            lib.llama_model_default_params = original
 
 
 class LlamaCppModel(InProcessBackend):
@@ -90,11 +125,12 @@ class LlamaCppModel(InProcessBackend):
                              "pip install 'personae[local]'") from None
         o = self.options
         try:
-            llm = llama_cpp.Llama(
-                model_path=str(self.path), n_ctx=o.n_ctx, n_batch=o.n_batch,
-                n_threads=o.n_threads or os.cpu_count(), logits_all=logits_all,
-                verbose=o.verbose,
-            )
+            with model_params(extra_buffers=o.extra_buffers):
+                llm = llama_cpp.Llama(
+                    model_path=str(self.path), n_ctx=o.n_ctx, n_batch=o.n_batch,
+                    n_threads=o.n_threads or os.cpu_count(), logits_all=logits_all,
+                    verbose=o.verbose,
+                )
         except (ValueError, RuntimeError) as exc:
             raise RunError(f"llama.cpp could not load {self.path}: {exc}") from None
         if self.steerings:

@@ -42,7 +42,7 @@ class LlamaServer:
         self.base_url = f"http://127.0.0.1:{port}/v1"
         with open(self.log, "wb") as fh:
             self.proc = subprocess.Popen(
-                [sys.executable, "-m", "llama_cpp.server", "--model", str(self.gguf),
+                [sys.executable, "-m", "personae.testing.serve_llamacpp", "--model", str(self.gguf),
                  "--model_alias", self.alias, "--host", "127.0.0.1", "--port", str(port),
                  "--n_ctx", str(self.n_ctx)],
                 stdout=fh, stderr=subprocess.STDOUT, env=self.env)
