@@ -323,7 +323,9 @@ class HFModel(InProcessBackend):
         """Residual-stream activations, shape ``(n_layers + 1, n_tokens, hidden)``.
 
         Row 0 is the embedding output; row ``L + 1`` is the output of block ``L`` (layers are
-        numbered from 0, the personae convention). On a steered model, row ``L + 1`` of a
+        numbered from 0, the personae convention), except the last row, which transformers
+        gives after the model's final norm. `personae.steer` reads raw block outputs with
+        hooks instead. On a steered model, row ``L + 1`` of a
         steered block ``L`` includes the added vector.
         """
         torch = _import_torch()

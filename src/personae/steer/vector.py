@@ -8,7 +8,8 @@ personae convention, DESIGN §5).
 
 persona_vectors' ``.pt`` files hold ``num_hidden_layers + 1`` rows where row 0 is the
 embedding output and row ``L`` is block ``L - 1``; `load_vector` drops row 0 so that the
-layer numbers mean the same thing in both formats.
+layer numbers mean the same thing in both formats. (Their last row comes from transformers'
+hidden states, which give the last block's output after the final norm.)
 """
 
 from __future__ import annotations
