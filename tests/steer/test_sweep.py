@@ -135,3 +135,23 @@ def test_sweep_cli_rejects_a_missing_vector_and_a_layer_out_of_range(tmp_path: P
     proc = run_cli("steer", "sweep", "-v", str(path), "-l", "9", "-o", str(tmp_path / "run"))
     assert_one_line_error(proc, 2, "layer 9")
     assert not (tmp_path / "run").exists()
+
+
+def test_sweep_checks_baseline_norms_and_held_out_questions_before_any_work(
+        tmp_path: Path) -> None:
+    bare = PersonaVector.from_array(np.ones((4, 8), np.float32), trait="extroverted",
+                                    model="m", position="response_avg", method="mean_diff")
+    path = bare.save(tmp_path / "bare.safetensors")
+    out = tmp_path / "run"
+    proc = run_cli("steer", "sweep", "-v", str(path), "-l", "1", "-o", str(out))
+    assert_one_line_error(proc, 2, "no residual norms", "--absolute")
+    proc = run_cli("steer", "sweep", "-v", str(path), "-l", "1", "--steps", "4",
+                   "--absolute", "-o", str(out))
+    assert_one_line_error(proc, 2, "coefficient 0")
+    used = PersonaVector.from_array(np.ones((4, 8), np.float32), trait="extroverted",
+                                    model="m", position="response_avg", method="mean_diff",
+                                    extra={"n_questions": 35})
+    path = used.save(tmp_path / "used.safetensors")
+    proc = run_cli("steer", "sweep", "-v", str(path), "-l", "1", "--absolute", "-o", str(out))
+    assert_one_line_error(proc, 2, "first 35 of the 40", "--questions")
+    assert not out.exists()

@@ -14,7 +14,7 @@ class Correlation(BaseModel):
     """Spearman's rho with a confidence interval, n and the two-sided p-value.
 
     ``rho`` is None when it is undefined (fewer than 2 units, or no variation on one side);
-    the interval is None when it cannot be estimated (Fisher z needs n ≥ 4).
+    the interval is None when it cannot be estimated (Fisher z needs n ≥ 4 and |rho| < 1).
     """
 
     model_config = ConfigDict(frozen=True)
@@ -66,7 +66,8 @@ def spearman_ci(levels: Sequence[float], scores: Sequence[float | None], *,
     if method == "fisher":
         if n >= 4:
             if abs(rho) >= 1.0:
-                low = high = rho  # atanh(±1) is infinite: no spread to put an interval on
+                pass  # atanh(±1) is infinite: no interval (a perfect rank on few units
+                # happens by chance; a degenerate [1, 1] would read as certainty)
             else:
                 se = math.sqrt((1.06 if variance == "fieller" else 1.0) / (n - 3))
                 z, crit = math.atanh(rho), float(stats.norm.ppf(0.5 + confidence / 2))

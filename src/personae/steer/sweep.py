@@ -132,8 +132,13 @@ def trend(coefs: Sequence[float], values: Sequence[float], means: Sequence[float
             "moves": bool(direction != 0 and excludes_zero)}
 
 
-def summarise(config: SweepConfig, store: RunStore) -> dict[str, Any]:
-    """Per-coefficient measures with CIs, trends and the coherence verdict, from the store."""
+def summarise(config: SweepConfig, store: RunStore,
+              expected: dict[str, int] | None = None) -> dict[str, Any]:
+    """Per-coefficient measures with CIs, trends and the coherence verdict, from the store.
+
+    ``expected`` gives the direction each measure should move in (+1 up, -1 down) if the
+    vector does what its trait says: text and projection up; the instrument per its domain.
+    """
     coefs = config.coefficients
     rows: list[dict[str, Any]] = []
     units: dict[str, tuple[list[float], list[float]]] = {m: ([], []) for m in MEASURES}
@@ -165,6 +170,8 @@ def summarise(config: SweepConfig, store: RunStore) -> dict[str, Any]:
         ppl = r["perplexity"]["value"]
         r["coherent"] = (base is not None and ppl is not None
                          and ppl <= config.coherence_ratio * base)
+    for name, t in trends.items():
+        t["expected"] = (expected or {}).get(name)
     return {"config": config.model_dump(), "rows": rows, "trends": trends,
             "coherent_everywhere": all(r["coherent"] for r in rows),
             "unsteered_perplexity": base}
@@ -172,10 +179,7 @@ def summarise(config: SweepConfig, store: RunStore) -> dict[str, Any]:
 
 def _unsteered(rows: list[dict[str, Any]]) -> float | None:
     zero = [r for r in rows if r["coefficient"] == 0]
-    if zero:
-        return zero[0]["perplexity"]["value"]
-    # No 0 in the sweep: the smallest |coefficient| is the closest to unsteered.
-    return min(rows, key=lambda r: abs(r["coefficient"]))["perplexity"]["value"]
+    return zero[0]["perplexity"]["value"] if zero else None
 
 
 def held_out_questions(questions: Sequence[str], n: int) -> list[str]:
@@ -193,6 +197,7 @@ class Sweep:
                  progress: str = "auto") -> None:
         from personae.instruments import load_questionnaire
         from personae.models import load_model
+        from personae.steer.apply import Steering
         from personae.steer.traits import load_trait
         from personae.steer.vector import file_digest, load_vector
 
@@ -200,11 +205,27 @@ class Sweep:
         # All input is checked before the directory is bound or the model is loaded.
         self.vector = load_vector(config.vector)
         self.vector.check_layer(config.layer)
+        if 0.0 not in config.coefficients:
+            raise InputError("the sweep needs coefficient 0: it is the unsteered baseline "
+                             "for coherence (use an odd number of --steps)")
+        try:  # relative coefficients need the vector's residual norms
+            Steering(self.vector, config.layer, 1.0, config.relative)
+        except InputError as exc:
+            raise InputError(f"{config.vector}: {exc} (--absolute)") from None
         self.trait = load_trait(config.trait or _trait_ref(self.vector.meta))
+        used = self.vector.meta.extra.get("n_questions")
+        if self.vector.meta.trait == self.trait.name and isinstance(used, int) and \
+                used + config.questions > len(self.trait.questions):
+            raise InputError(f"the vector was extracted from the first {used} of the "
+                             f"{len(self.trait.questions)} {self.trait.name} questions; "
+                             f"{config.questions} held-out questions do not fit (--questions)")
         self.questions = held_out_questions(self.trait.questions, config.questions)
         self.base = base if base is not None else load_model(config.model)
         if "hidden_states" not in self.base.capabilities:
             raise InputError(f"{config.model}: the sweep reads activations; use an hf: model")
+        if getattr(self.base, "steerings", ()):
+            raise InputError(f"{config.model}: the sweep's base model must be unsteered "
+                             "(drop the steer= option)")
         domain, self.sign = (config.scale, 1) if config.scale else TRAIT_DOMAINS.get(
             self.trait.name, (None, 1))
         self.questionnaire = load_questionnaire(config.instrument)
@@ -216,6 +237,8 @@ class Sweep:
             self.items = self.items[: config.items]
         self.domain = domain
         self.identity = {**config.model_dump(), "vector_sha256": file_digest(config.vector),
+                         "trait_sha256": self.trait.source_hash,
+                         "questionnaire": self.questionnaire.model_dump(mode="json"),
                          "model_identity": self.base.identity}
         self.store: RunStore
 
@@ -231,7 +254,8 @@ class Sweep:
             await self._responses(steered, c)
             await self._instrument(steered, c)
         await self._readout()
-        return summarise(self.config, self.store)
+        return summarise(self.config, self.store,
+                         {"text": 1, "projection": 1, "instrument": self.sign})
 
     async def _responses(self, model: Any, c: float) -> None:
         todo = [(i, q) for i, q in enumerate(self.questions)
@@ -397,6 +421,8 @@ def verdict(summary: dict[str, Any], name: str) -> str:
     r = t["rho"]
     rho = MetricValue(value=r["rho"], ci_low=r["ci_low"], ci_high=r["ci_high"], n=r["n"])
     way = {1: "up", -1: "down", 0: "not monotone"}[t["direction"]]
+    if t["direction"] and t.get("expected"):
+        way += ", as expected" if t["direction"] == t["expected"] else ", OPPOSITE to expected"
     return (f"{'MOVES' if t['moves'] else 'does not move'} (means {way}; "
             f"Spearman rho {rho:.2f})")
 

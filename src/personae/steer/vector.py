@@ -15,6 +15,7 @@ hidden states, which give the last block's output after the final norm.)
 from __future__ import annotations
 
 import hashlib
+import json
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -112,6 +113,11 @@ class PersonaVector:
         target = Path(path)
         if target.suffix != ".safetensors":
             target = target.with_name(target.name + ".safetensors")
+        side = sidecar_path(target)
+        if side.exists() and not _is_sidecar(side):
+            # e.g. the trait file evil.json beside evil.safetensors: never overwrite input.
+            raise InputError(f"{side}: exists and is not a personae vector sidecar; save the "
+                             "vector under another name")
         blob = save({"vectors": self.vectors}, metadata={"format": FORMAT})
         meta = self.meta.model_copy(update={"vectors_sha256": hashlib.sha256(blob).hexdigest()})
         atomic_write(target, blob)
@@ -121,6 +127,13 @@ class PersonaVector:
 
 def sidecar_path(path: Path) -> Path:
     return path.with_suffix(".json")
+
+
+def _is_sidecar(path: Path) -> bool:
+    try:
+        return json.loads(path.read_bytes()).get("format") == FORMAT
+    except (OSError, ValueError, AttributeError):
+        return False
 
 
 def load_vector(path: str | Path, *, trait: str | None = None) -> PersonaVector:
@@ -182,7 +195,7 @@ def _load_persona_vectors_pt(p: Path, trait: str | None) -> PersonaVector:
         position=m["pos"] if m else "response_avg",
         method="imported",
         source=str(p),
-        source_hash=hashlib.sha256(p.read_bytes()).hexdigest(),
+        source_hash=file_digest(p),
         extra={"imported_from": "persona_vectors", "dropped_row_0": "embedding output"},
     )
 
