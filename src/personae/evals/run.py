@@ -94,6 +94,13 @@ def open_run(run_dir: str | Path) -> tuple[RunStore, EvalConfig]:
         raise InputError(f"{path}: not a personae run directory (no {STORE_FILE})")
     store = RunStore(path)
     stored = {k: v for k, v in store.config().items() if not k.endswith("_digest")}
+    other = ("survey" if "instrument" in stored and "variants" in stored
+             else "steer sweep" if "coefficients" in stored else None)
+    if other is not None:
+        store.close()
+        raise InputError(f"{path}: a `personae {other}` run, not an eval; run the same "
+                         f"`personae {other}` command again: it makes no model calls and "
+                         "rewrites its outputs")
     try:
         return store, EvalConfig(**stored)
     except ValidationError as exc:

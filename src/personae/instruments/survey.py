@@ -186,6 +186,9 @@ class SurveyRun:
             self.check_shaping()
         self.respondents = self.plan_respondents()
         self.model = model if model is not None else load_model(config.model)
+        # The model's identity (weights' hash, steering vector contents), not just its spec:
+        # resuming with other weights or another vector behind the same spec is refused.
+        digests["model_identity"] = self.model.identity
         self.identity = config.identity(**digests)
         self._store: RunStore | None = None
 
