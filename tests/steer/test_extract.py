@@ -163,11 +163,8 @@ def test_extract_cli_rejects_unknown_and_malformed_trait_files(tmp_path: Path) -
 
 
 def test_mounted_cli_prints_one_line_and_exits_2(tmp_path: Path) -> None:
-    from personae import cli
     from tests.conftest import assert_one_line_error, run_cli
 
-    if "steer" not in [g.name for g in cli.app.registered_groups]:
-        pytest.skip("personae steer is not mounted in personae.cli yet")
     proc = run_cli("steer", "extract", "--trait", str(tmp_path / "nope.json"))
     assert_one_line_error(proc, 2, "nope.json")
 

@@ -36,9 +36,9 @@ def _sentence_transformer() -> Any:
 def embed(texts: Sequence[str], *, batch_size: int = 64) -> np.ndarray:
     """Unit-length embeddings, shape ``(len(texts), 384)``.
 
-    >>> e = embed(["I love parties.", "I love parties.", "Taxes are due in April."])
-    >>> e.shape, round(float(e[0] @ e[1]), 3), bool(e[0] @ e[2] < 0.5)
-    ((3, 384), 1.0, True)
+    Example (loads the model, so not run here)::
+
+        e = embed(["I love parties.", "Taxes are due in April."])  # shape (2, 384)
     """
     if not texts:
         return np.zeros((0, 384), dtype=np.float32)

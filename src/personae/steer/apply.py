@@ -242,6 +242,11 @@ def steering(torch_model: Any, vector: PersonaVector, layers: int | Sequence[int
              coefficient: float, *, relative: bool = False) -> Iterator[list[Steering]]:
     """Add ``coefficient × unit vector`` at ``layers`` of a transformers model while inside.
 
+    This patches the torch module itself: a personae `HFModel` built on it keeps its
+    unsteered identity, so its response cache would file steered replies under unsteered
+    keys, and other users of the module see the hooks. With an `HFModel`, prefer
+    ``hf.with_steering(steerings_for(vector, layer, coef))`` (or ``?steer=`` in the spec).
+
     Example (needs the model, so not run here)::
 
         hf = load_model("hf:bundled")

@@ -34,6 +34,7 @@ import numpy as np
 from personae.errors import CapabilityError, InputError, RunError
 from personae.models.base import Capability, ChatParams, Message, Model, require_capability
 from personae.runtime import ChatRequest, ProgressReporter, ResponseCache, Runner
+from personae.steer.apply import decoder_layers
 from personae.steer.traits import TraitSpec, load_trait
 from personae.steer.vector import METHODS, POSITIONS, PersonaVector
 
@@ -144,16 +145,6 @@ def require_white_box(model: Model | str) -> Any:
         raise CapabilityError(f"model {model.identity!r} exposes no transformers model; use an "
                               "hf: model spec (e.g. hf:bundled)")
     return model
-
-
-def decoder_layers(torch_model: Any) -> Sequence[Any]:
-    """The decoder blocks of a transformers causal LM, in order."""
-    base = getattr(torch_model, "base_model", torch_model)
-    for name in ("layers", "h", "blocks"):
-        layers = getattr(base, name, None)
-        if layers is not None:
-            return layers
-    raise RunError(f"cannot find the decoder layers of {type(torch_model).__name__}")
 
 
 def encode(tokenizer: Any, text: str, split: int) -> tuple[list[int], int]:
@@ -444,5 +435,6 @@ def _model_hash(model: Any) -> str:
         from personae.models.bundled import bundled_gguf_path, file_sha256
 
         return file_sha256(bundled_gguf_path())
-    parts = model.identity.split(":")
-    return parts[-2] if len(parts) >= 3 else ""
+    # base_identity is "hf:NAME:DIGEST:DTYPE" (identity may carry a steering suffix).
+    parts = getattr(model, "base_identity", model.identity).split(":")
+    return parts[2] if len(parts) >= 4 else ""

@@ -178,7 +178,8 @@ def _load_persona_vectors_pt(p: Path, trait: str | None) -> PersonaVector:
     try:
         import torch
     except ImportError:
-        raise InputError(f"{p}: reading .pt files needs torch (pip install torch==2.13.0)") from None
+        raise InputError(f"{p}: reading .pt files needs torch "
+                         "(pip install torch==2.13.0)") from None
     try:
         # weights_only: a .pt file is a pickle; never let one run code.
         data = torch.load(p, map_location="cpu", weights_only=True)
