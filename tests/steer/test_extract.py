@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import json
 from importlib import resources
@@ -211,6 +212,20 @@ def test_extract_save_reload_and_cache(hf, tmp_path: Path) -> None:  # noqa: ANN
         assert back.meta.model_dump(exclude={"vectors_sha256"}) == v.meta.model_dump(
             exclude={"vectors_sha256"})
         assert json.loads(path.with_suffix(".json").read_text())["position"] == v.meta.position
+
+    # The done-when check: the extracted vector, saved and re-loaded, steers to identical
+    # output (greedy and sampled with the same seed) as the one in memory.
+    from personae.models import ChatParams, Message
+    from personae.steer.apply import steerings_for
+
+    msgs = [Message(role="user", content="What do you like to do on weekends?")]
+    reloaded = load_vector(paths[0])
+    for params in (ChatParams(max_tokens=12, temperature=0.0),
+                   ChatParams(max_tokens=12, temperature=1.0, seed=7)):
+        outs = [asyncio.run(hf.with_steering(steerings_for(v, 10, 0.3, relative=True))
+                            .chat(msgs, params)).text
+                for v in (ex.vectors["response_avg"], reloaded)]
+        assert outs[0] == outs[1]
 
     again = extract_vectors(hf, "extroverted", **opts)
     assert again.model_calls == 0 and again.cache_hits == 4
