@@ -35,6 +35,9 @@ from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _worker import run_worker  # noqa: E402  (benchmarks are scripts, not a package)
+
 if (ROOT / "src" / "personae").is_dir() and str(ROOT / "src") not in sys.path:
     sys.path.insert(0, str(ROOT / "src"))  # run from a checkout without installing
 
@@ -234,18 +237,7 @@ def _run_worker(name: str, **kwargs: Any) -> dict[str, Any]:
     2 cores, whichever path is measured. A fresh process per measurement keeps each path to
     one team, as in real use, and keeps torch's threads out of llama.cpp's way.
     """
-    cmd = [sys.executable, str(Path(__file__).resolve()), "--worker", name,
-           "--worker-args", json.dumps(kwargs)]
-    env = dict(os.environ)
-    if (ROOT / "src" / "personae").is_dir():
-        env["PYTHONPATH"] = os.pathsep.join(
-            p for p in (str(ROOT / "src"), env.get("PYTHONPATH")) if p)
-    proc = subprocess.run(cmd, capture_output=True, text=True, env=env, check=False)
-    lines = [ln for ln in proc.stdout.splitlines() if ln.startswith("{")]
-    if proc.returncode != 0 or not lines:
-        raise RuntimeError(f"benchmark worker {name} failed (exit {proc.returncode}):\n"
-                           f"{proc.stderr[-2000:]}")
-    return json.loads(lines[-1])
+    return run_worker(__file__, name, **kwargs)
 
 
 def worker_llama_direct(k: int, max_tokens: int) -> dict[str, Any]:

@@ -40,7 +40,6 @@ import json
 import os
 import platform
 import statistics
-import subprocess
 import sys
 import time
 from collections.abc import Sequence
@@ -48,6 +47,9 @@ from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _worker import run_worker  # noqa: E402  (benchmarks are scripts, not a package)
+
 if (ROOT / "src" / "personae").is_dir() and str(ROOT / "src") not in sys.path:
     sys.path.insert(0, str(ROOT / "src"))  # run from a checkout without installing
 
@@ -383,19 +385,7 @@ def bench_steer(n_prompts: int, max_tokens: int, repeats: int) -> dict[str, Any]
 
 def _run_worker(name: str, **kwargs: Any) -> dict[str, Any]:
     """One measurement in a fresh Python process; its JSON result (the last stdout line)."""
-    cmd = [sys.executable, str(Path(__file__).resolve()), "--worker", name,
-           "--worker-args", json.dumps(kwargs)]
-    env = dict(os.environ)
-    env["HF_HUB_OFFLINE"] = "1"
-    if (ROOT / "src" / "personae").is_dir():
-        env["PYTHONPATH"] = os.pathsep.join(
-            p for p in (str(ROOT / "src"), env.get("PYTHONPATH")) if p)
-    proc = subprocess.run(cmd, capture_output=True, text=True, env=env, check=False)
-    lines = [ln for ln in proc.stdout.splitlines() if ln.startswith("{")]
-    if proc.returncode != 0 or not lines:
-        raise RuntimeError(f"benchmark worker {name} failed (exit {proc.returncode}):\n"
-                           f"{proc.stderr[-2000:]}")
-    return json.loads(lines[-1])
+    return run_worker(__file__, name, **kwargs)
 
 
 WORKERS = {"survey": worker_survey, "steer": worker_steer}
