@@ -19,7 +19,7 @@ from personae.evals.summary import build_summary
 from personae.models import Model
 from personae.persona.sample import resolve_personas
 from personae.runtime import ResponseCache
-from personae.runtime.store import STORE_FILE, RunStore
+from personae.runtime.store import STORE_FILE, RunStore, summarise_once
 
 RUNS_DIR = Path("personae-runs")
 
@@ -67,18 +67,10 @@ def run_eval(config: EvalConfig, out: str | Path | None = None, *, use_cache: bo
                 await run.aclose()
 
         asyncio.run(main())
-        summary_path = run_dir / "summary.json"
-        counts = json.dumps(store.counts())
-        if (not run.outcome.failures and store.get_meta("summarised") == counts
-                and summary_path.is_file() and (run_dir / "report.html").is_file()):
-            # Nothing new since the last summary: a finished run re-run costs nothing more.
-            summary = json.loads(summary_path.read_text(encoding="utf-8"))
-        else:
-            elapsed = time.monotonic() - start + float(store.get_meta("duration_s") or 0)
-            store.set_meta("duration_s", str(elapsed))
-            summary = write_outputs(store, config, failures=run.outcome.failures,
-                                    notes=run.outcome.notes, duration_s=elapsed)
-            store.set_meta("summarised", counts)
+        summary = summarise_once(
+            store, store.counts(), start, failed=bool(run.outcome.failures),
+            write=lambda elapsed: write_outputs(store, config, failures=run.outcome.failures,
+                                                notes=run.outcome.notes, duration_s=elapsed))
         return EvalResult(run_dir, summary, run.outcome.failures, run.outcome.model_calls,
                           run.outcome.cache_hits)
     finally:

@@ -44,7 +44,7 @@ from personae.models.spec import parse_model_spec
 from personae.persona import Persona, load_template, render_system_prompt
 from personae.persona.sample import resolve_personas
 from personae.runtime import ProgressReporter, ResponseCache, Runner
-from personae.runtime.store import RunStore
+from personae.runtime.store import RunStore, summarise_once
 
 RUNS_DIR = Path("personae-runs")
 BARE = "model"  # the respondent id of the bare model (no persona)
@@ -341,16 +341,11 @@ def run_survey(config: SurveyConfig, out: str | Path | None = None, *, use_cache
                     await run.aclose()
 
         asyncio.run(main())
-        summary_path = run_dir / "summary.json"
-        counts = json.dumps([store.counts(), config.items, config.limit])
-        if (not run.outcome.failures and store.get_meta("summarised") == counts
-                and summary_path.is_file() and (run_dir / "report.html").is_file()):
-            summary = json.loads(summary_path.read_text(encoding="utf-8"))
-        else:
-            elapsed = time.monotonic() - start + float(store.get_meta("duration_s") or 0)
-            store.set_meta("duration_s", str(elapsed))
-            summary = write_outputs(run, failures=run.outcome.failures, duration_s=elapsed)
-            store.set_meta("summarised", counts)
+        summary = summarise_once(
+            store, [store.counts(), config.items, config.limit], start,
+            failed=bool(run.outcome.failures),
+            write=lambda elapsed: write_outputs(run, failures=run.outcome.failures,
+                                                duration_s=elapsed))
         return SurveyResult(run_dir, summary, run.outcome.failures, run.outcome.model_calls,
                             shown)
     finally:

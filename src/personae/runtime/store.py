@@ -12,7 +12,7 @@ import json
 import sqlite3
 import threading
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -175,3 +175,24 @@ def _parquet_bytes(rows: list[dict[str, Any]]) -> bytes:
     sink = pa.BufferOutputStream()
     pq.write_table(pa.Table.from_pylist(flat), sink)
     return bytes(sink.getvalue())
+
+
+def summarise_once(store: RunStore, state: Any, started: float, *, failed: bool,
+                   write: Callable[[float], dict[str, Any]]) -> dict[str, Any]:
+    """The run's summary: ``summary.json`` as it stands when nothing changed since it was
+    written (``state`` is what it was written from, e.g. the record counts), else
+    ``write(duration_s)``, with the run's duration accumulated over its sessions.
+
+    A finished run re-run therefore costs no summarising either.
+    """
+    run_dir = store.run_dir
+    key = json.dumps(state)
+    summary_path = run_dir / "summary.json"
+    if (not failed and store.get_meta("summarised") == key
+            and summary_path.is_file() and (run_dir / "report.html").is_file()):
+        return json.loads(summary_path.read_text(encoding="utf-8"))
+    elapsed = time.monotonic() - started + float(store.get_meta("duration_s") or 0)
+    store.set_meta("duration_s", str(elapsed))
+    summary = write(elapsed)
+    store.set_meta("summarised", key)
+    return summary
