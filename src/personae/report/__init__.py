@@ -7,5 +7,6 @@ Imported lazily (it pulls in jinja2 templates and, for the plots, matplotlib), s
 from __future__ import annotations
 
 from personae.report.html import render_html, write_report
+from personae.report.simulate import write_simulate_report
 
-__all__ = ["render_html", "write_report"]
+__all__ = ["render_html", "write_report", "write_simulate_report"]

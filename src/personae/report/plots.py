@@ -29,6 +29,7 @@ __all__ = [
     "ci_panels_svg",
     "condition_color",
     "dot_plot_svg",
+    "drift_curves_svg",
     "heatmap_svg",
 ]
 
@@ -293,4 +294,92 @@ def ci_panels_svg(
         sub = f"\n{_label(notes[name], 34)}" if notes and name in notes else ""
         ax.set_title(_label(name) + sub)
         ax.set_xlabel(xlabel)
+    return _to_svg(fig, salt, title)
+
+
+@_styled
+def drift_curves_svg(
+    series: Sequence[tuple[str, str, Sequence[Mapping[str, Any]]]],
+    *,
+    ranges: Mapping[str, tuple[float, float] | None],
+    thresholds: Mapping[str, float | None],
+    title: str,
+    salt: str,
+) -> str | None:
+    """Metrics against turn, one line per metric with its CI as a shaded band.
+
+    Each series is ``(label, colour, curve)`` where ``curve`` is a list of points
+    (``turn``, ``value``, ``ci_low``, ``ci_high``). A metric with a range in ``ranges``
+    (keyed by label) is rescaled to 0–1 so metrics on different scales share one axis;
+    metrics without a range go in a second, small panel in raw units. A threshold in
+    ``thresholds`` is drawn as a dashed line, on the metric's scale. Returns ``None`` when no
+    point has a finite turn and value.
+    """
+    import numpy as np
+
+    def scaled(label: str) -> Callable[[float | None], float] | None:
+        bounds = ranges.get(label)
+        if not bounds:
+            return None
+        lo, hi = _finite(bounds[0]), _finite(bounds[1])
+        if lo is None or hi is None or hi <= lo:
+            return None
+        return lambda v: math.nan if v is None else (v - lo) / (hi - lo)
+
+    prepared = []  # (label, colour, turns, values, lows, highs, threshold, ranged)
+    for label, colour, curve in series:
+        scale = scaled(label)
+        rows = []
+        for p in curve:
+            turn, value = _finite(p.get("turn")), _finite(p.get("value"))
+            if turn is None:
+                continue
+            rows.append((turn, value, _finite(p.get("ci_low")), _finite(p.get("ci_high"))))
+        rows.sort(key=lambda r: r[0])
+        if not any(r[1] is not None for r in rows):
+            continue
+        f = scale or (lambda v: math.nan if v is None else v)
+        cols = [np.array([f(r[i]) for r in rows], dtype=float) for i in range(1, 4)]
+        threshold = _finite(thresholds.get(label))
+        prepared.append((label, colour, np.array([r[0] for r in rows]), *cols,
+                         f(threshold) if threshold is not None else None,
+                         scale is not None))
+    if not prepared:
+        return None
+
+    from matplotlib.ticker import MaxNLocator
+
+    panels = [[p for p in prepared if p[-1]], [p for p in prepared if not p[-1]]]
+    panels = [p for p in panels if p]
+    widths = [3 if panel[0][-1] else 1.6 for panel in panels]
+    fig = Figure(figsize=(2.4 * sum(widths) + 0.6, 3.4), layout="constrained")
+    axes = fig.subplots(1, len(panels), squeeze=False, width_ratios=widths)[0]
+    for ax, panel in zip(axes, panels, strict=True):
+        ax.grid(True, axis="both")
+        extent: list[float] = []
+        for label, colour, turns, values, lows, highs, threshold, _ranged in panel:
+            band = np.isfinite(lows) & np.isfinite(highs)
+            if band.any():
+                ax.fill_between(turns, np.where(band, lows, np.nan),
+                                np.where(band, highs, np.nan), color=colour, alpha=0.18,
+                                linewidth=0)
+            ax.plot(turns, values, "o-", color=colour, markersize=3.5, linewidth=1.4,
+                    label=_label(label))
+            if threshold is not None:
+                ax.axhline(threshold, color=colour, linewidth=0.9, linestyle="--", alpha=0.8)
+                extent.append(threshold)
+            for arr in (values, lows, highs):
+                extent += [float(v) for v in arr if math.isfinite(v)]
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+        ax.set_xlabel("turn (the speaker's own)")
+        if panel[0][-1]:
+            lo, hi = min([0.0, *extent]), max([1.0, *extent])
+            ax.set_ylim(lo - 0.05 * (hi - lo), hi + 0.05 * (hi - lo))
+            ax.set_ylabel("value, rescaled to its range (0–1)")
+        else:
+            ax.set_ylim(*_limits(extent, False, None))
+            ax.set_ylabel("value (raw units)")
+            ax.set_title("no fixed range", fontsize=9)
+    fig.legend(loc="outside lower center", ncol=min(len(prepared), 3), handletextpad=0.4,
+               columnspacing=1.4)
     return _to_svg(fig, salt, title)

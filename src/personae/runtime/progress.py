@@ -66,6 +66,15 @@ class ProgressReporter:
         print(f"{self.label}: {self.done}{of} done ({self.cached} cached, {self.failed} failed), "
               f"{rate:.1f}/s{eta}", file=self._stream, flush=True)
 
+    def add_total(self, delta: int) -> None:
+        """Change the expected total, e.g. when work planned at the start turns out not to
+        be needed (a conversation that ended before its turn budget)."""
+        if self.total is None:
+            return
+        self.total = max(self.done, self.total + delta)
+        if self._progress is not None:
+            self._progress.update(self._task, total=self.total)
+
     def close(self) -> None:
         if self._progress is not None:
             self._progress.stop()

@@ -23,12 +23,14 @@ from personae.stats.intervals import (
     paired_delta_ci,
     proportion_ci,
 )
+from personae.stats.trend import Slope, slope_ci
 
 __all__ = [
     "BootstrapMethod",
     "Correlation",
     "Level",
     "MetricValue",
+    "Slope",
     "alpha_ci",
     "exact_agreement",
     "krippendorff_alpha",
@@ -37,5 +39,6 @@ __all__ = [
     "mean_of",
     "paired_delta_ci",
     "proportion_ci",
+    "slope_ci",
     "spearman_ci",
 ]

@@ -3,7 +3,9 @@
 It answers ``POST /v1/chat/completions`` after a fixed delay with a canned reply, counts the
 requests it received (and keeps their bodies, unless ``keep_bodies=False``), and can be told
 to fail: a list of HTTP status codes to return for the
-first requests (e.g. ``[429, 503]``), or ``hang=True`` to never answer. It speaks plain
+first requests (e.g. ``[429, 503]``), or ``hang=True`` to never answer. With ``varied=True``
+the reply is a sentence picked by a hash of the request's messages instead: the same request
+always gets the same reply, and different turns of a conversation get different replies. It speaks plain
 HTTP/1.1 with keep-alive on asyncio streams, so it costs far less than the client under test.
 
     python -m personae.testing.loopback --port 8099 --delay 0.05
@@ -13,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import hashlib
 import json
 import threading
 import time
@@ -32,8 +35,8 @@ class LoopbackServer:
 
     def __init__(self, *, delay_s: float = 0.0, reply: str = "Hello from loopback.",
                  fail_with: Sequence[int] = (), hang: bool = False, host: str = "127.0.0.1",
-                 port: int = 0, keep_bodies: bool = True) -> None:
-        self.delay_s, self.reply, self.hang = delay_s, reply, hang
+                 port: int = 0, keep_bodies: bool = True, varied: bool = False) -> None:
+        self.delay_s, self.reply, self.hang, self.varied = delay_s, reply, hang, varied
         self.keep_bodies = keep_bodies
         self.host, self.port = host, port
         self._failures = list(fail_with)
@@ -104,7 +107,9 @@ class LoopbackServer:
             "id": f"chatcmpl-{self.requests}", "object": "chat.completion",
             "created": int(time.time()), "model": req.get("model", "loopback"),
             "choices": [{"index": 0, "finish_reason": "stop",
-                         "message": {"role": "assistant", "content": self.reply}}],
+                         "message": {"role": "assistant",
+                                     "content": varied_reply(req) if self.varied
+                                     else self.reply}}],
             "usage": {"prompt_tokens": 10, "completion_tokens": 4, "total_tokens": 14},
         }
 
@@ -136,16 +141,34 @@ class LoopbackServer:
             self._thread.join(10)
 
 
+_WORDS = ("market river bread engine winter letter garden ticket harbour morning cousin radio "
+          "bridge lantern pepper tractor violin kettle ladder pocket thunder village mirror "
+          "saddle orchard compass blanket chimney meadow parcel").split()
+
+
+def varied_reply(request: dict) -> str:
+    """A deterministic reply that differs from one conversation turn to the next.
+
+    >>> varied_reply({"messages": [{"role": "user", "content": "hi"}]}) == \\
+    ...     varied_reply({"messages": [{"role": "user", "content": "hi"}]})
+    True
+    """
+    digest = hashlib.sha256(json.dumps(request.get("messages"), sort_keys=True).encode()).digest()
+    words = [_WORDS[b % len(_WORDS)] for b in digest[:9]]
+    return f"The {words[0]} and the {words[1]}: " + " ".join(words[2:]) + "."
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--host", default="127.0.0.1")
     ap.add_argument("--port", type=int, default=8099)
     ap.add_argument("--delay", type=float, default=0.05)
+    ap.add_argument("--varied", action="store_true", help="Vary the reply with the request.")
     args = ap.parse_args()
     # Nobody reads the bodies of a standalone server, and a long benchmark or soak run
     # would otherwise keep every request body in memory.
     server = LoopbackServer(delay_s=args.delay, host=args.host, port=args.port,
-                            keep_bodies=False)
+                            keep_bodies=False, varied=args.varied)
 
     async def serve() -> None:
         await server.start()

@@ -1,0 +1,179 @@
+"""The settings of a simulation run, and the conversations they plan."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from personae.errors import InputError, describe_validation
+from personae.persona import Persona, Template, render_system_prompt
+from personae.sim.agents import Agent, scene_prompt
+from personae.sim.engine import POLICIES, ConversationPlan, Policy
+
+METRIC_IDS: tuple[str, ...] = ("fidelity", "consistency", "similarity", "leak", "echo",
+                               "projection")
+JUDGE_METRICS = frozenset({"fidelity", "consistency"})
+DEFAULT_USER = Persona(
+    id="user", name="Sam",
+    summary="A curious, friendly traveller who enjoys meeting people and asking about their "
+            "lives, their work and what they think.")
+DEFAULT_GOAL = ("Get to know {name}: ask about their life, their work and their opinions, one "
+                "question at a time, and react to what they say.")
+
+
+class SimConfig(BaseModel):
+    """Everything that decides what a simulation run computes.
+
+    >>> SimConfig(turns=4).window
+    12
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    personas: str = "sample:chinedu-enugu-mechanic"
+    user_personas: str | None = None  # None: the built-in simulated user
+    user_script: str | None = None  # a file of user lines instead of a simulated user
+    group: bool = False  # all personas in one conversation instead of persona-user pairs
+    policy: Policy = "round-robin"
+    turns: int = Field(default=8, ge=1, le=10_000)
+    conversations: int = Field(default=1, ge=1, le=10_000)  # per persona-user pair
+    model: str = "bundled"
+    judge: str | None = "bundled"
+    metrics: list[str] = Field(default_factory=lambda: list(METRIC_IDS))
+    vector: str | None = None  # persona vector file, for the projection metric
+    layer: int | None = Field(default=None, ge=0)
+    window: int = Field(default=12, ge=0)  # turns each agent sees (0: all)
+    goal: str | None = None
+    template: str = "card"
+    max_tokens: int = Field(default=96, ge=1, le=32768)
+    temperature: float = Field(default=0.7, ge=0, le=2)
+    seed: int = Field(default=0, ge=0, lt=2**31 - 10_000)
+    max_facts: int = Field(default=3, ge=0)
+    limit: int | None = Field(default=None, ge=1)
+    concurrency: int | None = Field(default=None, ge=1)
+    progress: Literal["auto", "bar", "lines", "off"] = "auto"
+
+    @field_validator("policy")
+    @classmethod
+    def _known_policy(cls, v: str) -> str:
+        if v not in POLICIES:
+            raise ValueError(f"unknown policy {v!r}; choose from {', '.join(POLICIES)}")
+        return v
+
+    @field_validator("metrics")
+    @classmethod
+    def _known_metrics(cls, v: list[str]) -> list[str]:
+        unknown = [m for m in v if m not in METRIC_IDS]
+        if unknown:
+            raise ValueError(f"unknown metric {unknown[0]!r}; choose from "
+                             f"{', '.join(METRIC_IDS)}")
+        return list(dict.fromkeys(v))
+
+    def identity(self, **digests: str) -> dict[str, Any]:
+        """What a stored run must share with this one to be resumed by it (``limit`` and
+        how fast it goes are left out)."""
+        data = self.model_dump(exclude={"limit", "concurrency", "progress"})
+        return {**data, **digests}
+
+    def digest(self) -> str:
+        blob = json.dumps(self.model_dump(exclude={"concurrency", "progress"}), sort_keys=True)
+        return hashlib.sha256(blob.encode()).hexdigest()[:10]
+
+    def active_metrics(self) -> list[str]:
+        """The metrics this run computes: judge metrics need a judge, the projection a
+        vector."""
+        return [m for m in self.metrics
+                if (m not in JUDGE_METRICS or self.judge)
+                and (m != "projection" or self.vector)]
+
+
+def build_sim_config(**given: Any) -> SimConfig:
+    """Settings from what the user gave (None: not given); files become absolute paths."""
+    values = {k: v for k, v in given.items() if v is not None}
+    if isinstance(values.get("judge"), str) and values["judge"].lower() == "none":
+        values["judge"] = None
+    for key in ("personas", "user_personas", "user_script", "template", "vector"):
+        value = values.get(key)
+        if isinstance(value, str) and Path(value).is_file():
+            values[key] = str(Path(value).resolve())
+    try:
+        config = SimConfig(**values)
+    except ValidationError as exc:
+        raise InputError(describe_validation(exc, whole="simulate settings")) from None
+    if config.vector and config.layer is None:
+        raise InputError("--vector needs --layer (the block whose output is projected)")
+    if config.user_script and config.user_personas:
+        raise InputError("give --user-personas or --user-script, not both")
+    return config
+
+
+def load_script(path: str) -> tuple[str, ...]:
+    """User lines from a file: a text file (one line per turn; blank lines skipped), or a
+    YAML/JSON list of strings (or ``{"turns": [...]}``)."""
+    file = Path(path)
+    try:
+        text = file.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise InputError(f"{path}: no such user script") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise InputError(f"{path}: cannot read the user script: {exc}") from None
+    if file.suffix.lower() in (".yaml", ".yml", ".json"):
+        try:
+            loaded = yaml.safe_load(text)  # JSON is YAML
+        except yaml.YAMLError as exc:
+            raise InputError(f"{path}: invalid YAML/JSON: {str(exc).splitlines()[0]}") from None
+        if isinstance(loaded, dict):
+            loaded = loaded.get("turns")
+        if not isinstance(loaded, list) or not all(isinstance(x, str) for x in loaded):
+            raise InputError(f"{path}: expected a list of user lines (strings), or "
+                             "{turns: [...]}")
+        lines = [x.strip() for x in loaded if x.strip()]
+    else:
+        lines = [line.strip() for line in text.splitlines() if line.strip()]
+    if not lines:
+        raise InputError(f"{path}: the user script has no lines")
+    return tuple(lines)
+
+
+def persona_agent(persona: Persona, template: Template, *, others: list[str],
+                  role: Literal["persona", "user"], goal: str | None,
+                  agent_id: str | None = None) -> Agent:
+    name = persona.name or persona.id
+    system = scene_prompt(render_system_prompt(persona, template), others=others, goal=goal)
+    return Agent(agent_id or persona.id, name, role, system, persona)
+
+
+def plan_conversations(config: SimConfig, personas: list[Persona], users: list[Persona],
+                       template: Template) -> list[ConversationPlan]:
+    """The conversations of a run: each persona with each user, ``conversations`` times
+    (the simulated user speaks first), or all personas together in a group."""
+    plans: list[ConversationPlan] = []
+    if config.group:
+        names = [p.name or p.id for p in personas]
+        agents = tuple(persona_agent(p, template, role="persona", goal=config.goal,
+                                     others=[n for n in names if n != (p.name or p.id)])
+                       for p in personas)
+        return [ConversationPlan(f"group--{r}", agents, config.seed + r)
+                for r in range(config.conversations)]
+    for p in personas:
+        name = p.name or p.id
+        if config.user_script:
+            lines = load_script(config.user_script)
+            user_agents = [Agent("user", "User", "user", "", None, lines)]
+        else:
+            user_agents = [
+                persona_agent(u, template, role="user", others=[name],
+                              # replace, not format: the goal is user text, never a template
+                              goal=(config.goal or DEFAULT_GOAL).replace("{name}", name),
+                              agent_id=u.id if u.id != p.id else f"{u.id}-user")
+                for u in users]
+        for user in user_agents:
+            me = persona_agent(p, template, role="persona", goal=None, others=[user.name])
+            plans += [ConversationPlan(f"{p.id}--{user.id}--{r}", (user, me), config.seed + r)
+                      for r in range(config.conversations)]
+    return plans
