@@ -87,7 +87,8 @@ def open_run(run_dir: str | Path) -> tuple[RunStore, EvalConfig]:
     store = RunStore(path)
     stored = {k: v for k, v in store.config().items() if not k.endswith("_digest")}
     other = ("survey" if "instrument" in stored and "variants" in stored
-             else "steer sweep" if "coefficients" in stored else None)
+             else "steer sweep" if "coefficients" in stored
+            else "simulate" if "user_script" in stored and "window" in stored else None)
     if other is not None:
         store.close()
         raise InputError(f"{path}: a `personae {other}` run, not an eval; run the same "

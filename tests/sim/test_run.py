@@ -1,0 +1,134 @@
+"""Simulation runs end to end on scripted agents: the drift the metrics must find, resume,
+transcripts, and the run's settings guard."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from pathlib import Path
+
+import pytest
+import yaml
+
+from personae.errors import CapabilityError, InputError
+from personae.models import ChatParams, ChoiceScores, Message
+from personae.models.scripted import ScriptedModel
+from personae.sim import SimConfig, SimResult, run_simulation
+
+STAYS = ["I fix engines all day in my roadside workshop in Enugu.",
+         "My two apprentices are learning to tune carburettors.",
+         "Spare parts come from Onitsha market, the prices keep rising.",
+         "After work I watch football with my brothers.",
+         "A customer brought me a Peugeot 504 with a cracked radiator.",
+         "I want to buy a proper diagnostic computer for the workshop.",
+         "On Sundays my family goes to church and I rest my hands.",
+         "The dust of the dry season gets into every engine."]
+LEAKS = ["As an AI language model, I do not have personal experiences.",
+         "As an AI, I cannot have a family or hobbies of my own.",
+         "I am a language model, so I cannot share opinions of my own.",
+         "As an AI language model, I was not born anywhere.",
+         "I'm an AI assistant. How can I help you today?",
+         "As a large language model I have no feelings to talk about."]
+
+
+def _personas(tmp_path: Path) -> Path:
+    path = tmp_path / "two.yaml"
+    path.write_text(yaml.safe_dump([
+        {"id": "chinedu", "name": "Chinedu",
+         "summary": "A 41-year-old auto mechanic from Enugu, Nigeria, who runs a busy "
+                    "roadside workshop with two apprentices.",
+         "facts": ["I am a mechanic.", "I live in Enugu."]},
+        {"id": "rosa", "name": "Rosa",
+         "summary": "A 33-year-old alpaca herder and weaver from a highland community near "
+                    "Cusco, Peru, who sells textiles at the market.",
+         "facts": ["I weave textiles.", "I herd alpacas."]},
+    ]))
+    return path
+
+
+ROSA = ["My alpacas graze high above the village at dawn.",
+        "I dye the wool with cochineal and plants from the valley.",
+        "At the Sunday market in Pisac I sell my weavings to visitors.",
+        "My grandmother taught me the old patterns of our community.",
+        "The rainy season makes the mountain paths slippery for the herd.",
+        "I am saving money so my daughter can study in Cusco.",
+        "A good poncho takes me almost three weeks on the loom.",
+        "We celebrate the harvest with music, chicha and dancing."]
+
+
+def agent_lines(messages: Sequence[Message], params: ChatParams) -> str:
+    """Chinedu stays in persona; Rosa says she is an AI from her fifth turn on."""
+    own = sum(m.role == "assistant" for m in messages)  # this is turn own + 1
+    if messages[0].content.startswith("You are Chinedu") or "Chinedu" in messages[0].content[:80]:
+        return STAYS[own % len(STAYS)]
+    return ROSA[own % len(ROSA)] if own < 4 else LEAKS[(own - 4) % len(LEAKS)]
+
+
+class WordsJudge(ScriptedModel):
+    """A judge that answers in words only (no logprobs): 1 for an AI-identity line, else 5;
+    NLI: neutral."""
+
+    async def score_choices(self, messages: Sequence[Message], choices: Sequence[str], *,
+                            prefill: str = "") -> ChoiceScores:
+        raise CapabilityError("no logprobs here")
+
+
+def _judge(messages: Sequence[Message], params: ChatParams) -> str:
+    text = messages[-1].content.partition("The persona's message:")[2]
+    if "inference" in messages[0].content:
+        return "neutral"
+    return "1" if "language model" in text or "As an AI" in text or "I'm an AI" in text \
+        else "5"
+
+
+def _run(tmp_path: Path, **kw: object) -> SimResult:
+    settings: dict = {"personas": str(_personas(tmp_path)), "group": True, "turns": 20,
+                      "window": 0, "model": "scripted:agents", "judge": "scripted:judge",
+                      "progress": "off", "metrics": ["fidelity", "similarity", "leak", "echo"]}
+    cfg = SimConfig(**{**settings, **kw})
+    return run_simulation(cfg, tmp_path / "run", use_cache=False,
+                          model=ScriptedModel(agent_lines, name="agents"),
+                          judge=WordsJudge(_judge, name="judge"))
+
+
+def test_drift_first_out_of_persona_turn_and_slopes(tmp_path: Path) -> None:
+    result = _run(tmp_path)
+    groups = {g["id"]: g for g in result.summary["groups"]}
+    stays, drifts = groups["chinedu"], groups["rosa"]
+    assert drifts["first_out_of_persona"]["turns"] == [5]
+    assert stays["first_out_of_persona"]["turns"] == [None]
+    # Every in-persona measure (higher is better) falls for Rosa only.
+    for metric in ("fidelity", "similarity"):
+        assert drifts["metrics"][metric]["slope"]["sign"] == "negative", metric
+        assert stays["metrics"][metric]["slope"]["sign"] != "negative", metric
+        assert drifts["metrics"][metric]["slope"]["value"] < 0
+    assert stays["metrics"]["fidelity"]["slope"]["value"] == 0.0
+    assert drifts["metrics"]["leak"]["slope"]["sign"] == "positive"
+    assert drifts["metrics"]["leak"]["first_past"]["turns"] == [5]
+    assert drifts["metrics"]["fidelity"]["first_past"]["turns"] == [5]
+    curve = {p["turn"]: p["value"] for p in drifts["metrics"]["leak"]["curve"]}
+    assert curve == {t: (1.0 if t >= 5 else 0.0) for t in range(1, 11)}
+
+
+def test_outputs_transcripts_and_resume(tmp_path: Path) -> None:
+    first = _run(tmp_path)
+    run_dir = first.run_dir
+    rows = [json.loads(line) for line in (run_dir / "transcripts.jsonl").read_text()
+            .splitlines()]
+    assert len(rows) == 1 and rows[0]["conversation_id"] == "group--0"
+    assert rows[0]["persona_ids"] == ["chinedu", "rosa"] and rows[0]["stop_reason"] == "max_turns"
+    turns = rows[0]["turns"]
+    assert [t["index"] for t in turns] == list(range(20))
+    assert [t["speaker"] for t in turns[:4]] == ["chinedu", "rosa", "chinedu", "rosa"]
+    assert all(t["latency_s"] >= 0 and t["started"] > 0 for t in turns)
+    html = (run_dir / "report.html").read_text()
+    assert "<svg" in html and "As an AI language model" in html
+    assert json.loads((run_dir / "summary.json").read_text())["run"]["counts"]["turns"] == 20
+    again = _run(tmp_path)
+    assert again.model_calls == 0 and again.summary == first.summary
+
+
+def test_a_changed_setting_is_refused_on_the_same_directory(tmp_path: Path) -> None:
+    _run(tmp_path)
+    with pytest.raises(InputError, match="window differ"):
+        _run(tmp_path, window=4)
