@@ -41,7 +41,9 @@ from personae.runtime.store import RunStore
 # (and `personae chat`) stays fast.
 _LAZY = {"EvalConfig": "personae.evals", "run_eval": "personae.evals",
          "atomic_fidelity": "personae.evals", "MetricValue": "personae.stats",
-         "mean_ci": "personae.stats", "paired_delta_ci": "personae.stats"}
+         "mean_ci": "personae.stats", "paired_delta_ci": "personae.stats",
+         "slope_ci": "personae.stats", "SimConfig": "personae.sim",
+         "run_simulation": "personae.sim"}
 
 
 def __getattr__(name: str) -> object:
@@ -59,5 +61,6 @@ __all__ = [
     "Model", "ModelSpec", "parse_model_spec", "Persona", "PersonaeError", "Population",
     "render_system_prompt", "resolve_personas", "ResponseCache", "RetryPolicy", "RunError",
     "Runner", "save_personas", "ScriptedModel", "RunStore", "MetricValue", "mean_ci",
-    "paired_delta_ci", "EvalConfig", "run_eval", "atomic_fidelity",
+    "paired_delta_ci", "EvalConfig", "run_eval", "atomic_fidelity", "slope_ci", "SimConfig",
+    "run_simulation",
 ]

@@ -460,10 +460,11 @@ def export(
     out: Annotated[Path | None, typer.Option("--out", "-o", help="Output directory "
                                              "(default: RUN_DIR/export).")] = None,
 ) -> None:
-    """Write every stored record (responses, judgements, NLI...) to JSONL or Parquet files."""
-    from personae.evals.run import open_run
+    """Write every stored record (responses, turns, judgements...) of any run to JSONL or
+    Parquet files."""
+    from personae.runtime.store import open_store
 
-    store, _ = open_run(run_dir)
+    store = open_store(run_dir)
     try:
         paths = store.export(out or run_dir / "export", fmt)
     finally:

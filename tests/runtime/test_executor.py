@@ -210,3 +210,19 @@ def test_score_choices_through_runner() -> None:
 def test_effective_seed_separates_seed_and_sample() -> None:
     seeds = {ChatParams(seed=s, sample_index=i).effective_seed for s in range(5) for i in range(5)}
     assert len(seeds) == 25 and ChatParams(seed=7).effective_seed == 7
+
+
+def test_progress_total_can_shrink_but_not_below_done() -> None:
+    import io
+
+    from personae.runtime import ProgressReporter
+
+    out = io.StringIO()
+    rep = ProgressReporter("turns", 10, mode="lines", stream=out, every_s=0)
+    rep.advance()
+    rep.add_total(-4)
+    assert rep.total == 6
+    rep.add_total(-100)
+    assert rep.total == 1  # never below what is already done
+    rep.close()
+    assert "1/1 done" in out.getvalue()

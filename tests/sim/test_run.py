@@ -132,3 +132,62 @@ def test_a_changed_setting_is_refused_on_the_same_directory(tmp_path: Path) -> N
     _run(tmp_path)
     with pytest.raises(InputError, match="window differ"):
         _run(tmp_path, window=4)
+
+
+@pytest.mark.model
+def test_projection_per_turn_on_the_hf_backend(tmp_path: Path) -> None:
+    """Each persona turn's projection is its reply read in the view its speaker had."""
+    import numpy as np
+
+    from personae.models import load_model
+    from personae.sim.agents import Turn, egocentric_view
+    from personae.steer.monitor import score_responses
+    from personae.steer.vector import PersonaVector
+
+    rng = np.random.default_rng(3)
+    vec = PersonaVector.from_array(rng.normal(size=(30, 576)), trait="random", model="x",
+                                   position="response_avg", method="mean_diff")
+    path = tmp_path / "v.safetensors"
+    vec.save(path)
+    hf = load_model("hf:bundled")
+    cfg = SimConfig(model="hf:bundled", judge=None, turns=4, max_tokens=8, window=2,
+                    metrics=["projection", "leak"], vector=str(path), layer=9, progress="off")
+    result = run_simulation(cfg, tmp_path / "run", use_cache=False, model=hf)
+    (conv,) = result.summary["conversations"]
+    from personae.sim.run import SimRun
+
+    run = SimRun(cfg, model=hf)
+    (plan,) = run.plans
+    turns = [Turn(conversation_id=plan.id, role=next(a.role for a in plan.agents
+                                                     if a.id == t["speaker"]), **{
+        k: t[k] for k in ("index", "turn", "speaker", "name", "text")}) for t in conv["turns"]]
+    for i, t in enumerate(turns):
+        got = conv["turns"][i]["metrics"].get("projection")
+        if not t.text:
+            assert got is None
+            continue
+        agent = next(a for a in plan.agents if a.id == t.speaker)
+        (expected,) = score_responses(hf, vec, 9, [(egocentric_view(agent, turns[:i],
+                                                                    window=2), t.text)])
+        assert got == pytest.approx(expected.mean, abs=1e-3)
+    group = {g["id"]: g for g in result.summary["groups"]}["chinedu-enugu-mechanic"]
+    assert group["metrics"]["projection"]["first_past"] is None  # no threshold for it
+    own = [t for t in turns if t.speaker == "chinedu-enugu-mechanic" and t.text]
+    assert [p["turn"] for p in group["metrics"]["projection"]["curve"]] == [t.turn for t in own]
+
+
+def test_console_summary_prints_every_metric_and_handles_no_threshold() -> None:
+    import io
+
+    from rich.console import Console
+
+    from personae.sim.console import print_sim_summary
+
+    fixture = Path(__file__).parent.parent / "fixtures" / "report" / "simulate_summary.json"
+    summary = json.loads(fixture.read_text())
+    out = io.StringIO()
+    print_sim_summary(summary, console=Console(file=out, width=200))
+    text = out.getvalue()
+    for m in summary["metrics"]:
+        assert m["label"] in text
+    assert "first out-of-persona turn" in text and "stopped by:" in text

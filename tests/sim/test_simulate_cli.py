@@ -144,3 +144,18 @@ def test_two_agents_eight_turns_on_the_bundled_model(tmp_path: Path) -> None:
     again = run_cli("simulate", "--turns", "8", "--max-tokens", "40", "--max-facts", "1",
                     "--out", str(run))
     assert again.returncode == 0 and "0 model calls" in again.stderr
+
+
+def test_export_and_report_on_a_simulate_run(tmp_path: Path) -> None:
+    model = tmp_path / "agent.yaml"
+    model.write_text("replies: ['I repair cars.', 'Come by the workshop.', 'Bring the car "
+                     "on Monday morning.', 'My apprentices will wash it.']\n")
+    run = tmp_path / "run"
+    args = ["simulate", "--model", f"scripted:{model}", "--judge", "none", "--metrics",
+            "leak", "--turns", "4", "--out", str(run)]
+    assert run_cli(*args).returncode == 0
+    proc = run_cli("export", str(run))
+    assert proc.returncode == 0, proc.stderr
+    turns = [json.loads(x) for x in (run / "export" / "turn.jsonl").read_text().splitlines()]
+    assert sorted(t["index"] for t in turns) == [0, 1, 2, 3]
+    assert_one_line_error(run_cli("report", str(run)), 2, "personae simulate")

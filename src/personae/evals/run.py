@@ -19,7 +19,7 @@ from personae.evals.summary import build_summary
 from personae.models import Model
 from personae.persona.sample import resolve_personas
 from personae.runtime import ResponseCache
-from personae.runtime.store import STORE_FILE, RunStore, summarise_once
+from personae.runtime.store import RunStore, open_store, summarise_once
 
 RUNS_DIR = Path("personae-runs")
 
@@ -82,9 +82,7 @@ def run_eval(config: EvalConfig, out: str | Path | None = None, *, use_cache: bo
 def open_run(run_dir: str | Path) -> tuple[RunStore, EvalConfig]:
     """A finished or partial run's store and settings."""
     path = Path(run_dir)
-    if not (path / STORE_FILE).is_file():
-        raise InputError(f"{path}: not a personae run directory (no {STORE_FILE})")
-    store = RunStore(path)
+    store = open_store(path)
     stored = {k: v for k, v in store.config().items() if not k.endswith("_digest")}
     other = ("survey" if "instrument" in stored and "variants" in stored
              else "steer sweep" if "coefficients" in stored

@@ -164,6 +164,14 @@ class RunStore:
         return written
 
 
+def open_store(run_dir: str | Path) -> RunStore:
+    """The store of an existing run directory (of any command), or a one-line error."""
+    path = Path(run_dir)
+    if not (path / STORE_FILE).is_file():
+        raise InputError(f"{path}: not a personae run directory (no {STORE_FILE})")
+    return RunStore(path)
+
+
 def _parquet_bytes(rows: list[dict[str, Any]]) -> bytes:
     import pyarrow as pa
     import pyarrow.parquet as pq

@@ -107,6 +107,8 @@ def build_sim_config(**given: Any) -> SimConfig:
         raise InputError(describe_validation(exc, whole="simulate settings")) from None
     if config.vector and config.layer is None:
         raise InputError("--vector needs --layer (the block whose output is projected)")
+    if config.policy == "judge" and not config.judge:
+        raise InputError("--policy judge needs a --judge to pick the next speaker")
     if config.user_script and config.user_personas:
         raise InputError("give --user-personas or --user-script, not both")
     return config

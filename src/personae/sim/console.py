@@ -34,8 +34,9 @@ def print_sim_summary(summary: Mapping[str, Any], *, console: Console | None = N
             s = d["slope"]
             slope = str(MetricValue(value=s["value"], ci_low=s["ci_low"], ci_high=s["ci_high"],
                                     n=s["n"]))
-            fp = d["first_past"]
-            past = (f"{fp['median']:g} (median; {fp['n_crossed']} of {fp['n']})"
+            fp = d["first_past"]  # None: the metric has no threshold
+            past = ("—" if fp is None else
+                    f"{fp['median']:g} (median; {fp['n_crossed']} of {fp['n']})"
                     if fp["median"] is not None else f"never (0 of {fp['n']})")
             table.add_row(labels.get(m, m), slope, s.get("sign", ""), past)
         console.print(table)

@@ -2,11 +2,11 @@
 
 It answers ``POST /v1/chat/completions`` after a fixed delay with a canned reply, counts the
 requests it received (and keeps their bodies, unless ``keep_bodies=False``), and can be told
-to fail: a list of HTTP status codes to return for the
-first requests (e.g. ``[429, 503]``), or ``hang=True`` to never answer. With ``varied=True``
-the reply is a sentence picked by a hash of the request's messages instead: the same request
-always gets the same reply, and different turns of a conversation get different replies. It speaks plain
-HTTP/1.1 with keep-alive on asyncio streams, so it costs far less than the client under test.
+to fail: a list of HTTP status codes to return for the first requests (e.g. ``[429, 503]``),
+or ``hang=True`` to never answer. With ``varied=True`` the reply is a sentence picked by a
+hash of the request's messages instead: the same request always gets the same reply, and
+different turns of a conversation get different replies. It speaks plain HTTP/1.1 with
+keep-alive on asyncio streams, so it costs far less than the client under test.
 
     python -m personae.testing.loopback --port 8099 --delay 0.05
 """
