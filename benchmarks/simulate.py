@@ -18,13 +18,14 @@ conversation against conversation length.
     check (difflib, quadratic in the reply's length) is what the engine's CPU goes to once
     replies are longer than the loopback's one-liners.
 (b) Memory: peak Python memory (tracemalloc, started after a warm-up request) of the engine
-    alone (``SimRun.converse``) holding 20 conversations at once for 10, 40 and 160 turns
-    against a 5 ms loopback server replying with 32 varied words, with a memory window of 8
+    alone (``SimRun.converse``) holding 8 conversations at once for 10, 40 and 160 turns
+    against a 5 ms loopback server replying with 24 varied words, with a memory window of 8
     turns and with no window (0: the whole history is held and sent). Reported: peak bytes
     per conversation, the growth per turn between 40 and 160 turns (past the window) and a
     least-squares slope over all three, and the largest request the server saw (messages
     and bytes). With a window the growth per turn should be about 0; without one, each turn
-    adds its own text and the request that carries it.
+    adds its own text and the request that carries it. (tracemalloc slows the client about
+    sevenfold, which is what keeps the number of conversations small.)
 
     PYTHONPATH=src python benchmarks/simulate.py            # full run, about 4 minutes
     PYTHONPATH=src python benchmarks/simulate.py --quick    # smoke run, about 1 minute
@@ -76,7 +77,7 @@ TARGET_SPEEDUP_C32 = 20.0
 TURNS = 10
 MODEL_CONCURRENCY = 32  # the openai backend's own limit (?concurrency=); the run's is --concurrency
 LONG_WORDS = 64  # the long-reply row's reply length
-MEMORY_WORDS = 32
+MEMORY_WORDS = 24
 MEMORY_WINDOW = 8
 WORDS = ("market river bread engine winter letter garden ticket harbour morning cousin radio "
          "bridge lantern pepper tractor violin kettle ladder pocket thunder village mirror "
@@ -425,7 +426,7 @@ def worker_memory(base_url: str, turns: int, window: int, limit: int) -> dict[st
     grown = mem["peak"] - mem["baseline"]
     return {"turns": turns, "window": window, "conversations": limit,
             "peak_traced_bytes": grown, "peak_bytes_per_conversation": round(grown / limit),
-            "left_after_bytes": mem["current"] - mem["baseline"], "wall_s": round(wall, 2)}
+            "retained_after_bytes": mem["current"] - mem["baseline"], "wall_s": round(wall, 2)}
 
 
 def _slope(xs: Sequence[float], ys: Sequence[float]) -> float:
@@ -554,7 +555,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument("--c32-runs", type=int, help="runs at concurrency 32 in (a), before and "
                     "after the one at concurrency 1 (default 2, --quick 1)")
     ap.add_argument("--memory-conversations", type=int,
-                    help="conversations held at once in (b) (default 20, --quick 8)")
+                    help="conversations held at once in (b) (default 8, --quick 4)")
     ap.add_argument("--memory-turns", help="comma-separated conversation lengths in (b) "
                     "(default 10,40,160, --quick 10,40)")
     ap.add_argument("--skip-throughput", action="store_true")
@@ -575,7 +576,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 0
     limit = args.limit or (4 if args.quick else 20)
     c32_runs = args.c32_runs or (1 if args.quick else 2)
-    mem_conv = args.memory_conversations or (8 if args.quick else 20)
+    mem_conv = args.memory_conversations or (4 if args.quick else 8)
     mem_turns = [int(x) for x in (args.memory_turns or ("10,40" if args.quick
                                                         else "10,40,160")).split(",")]
 

@@ -180,8 +180,10 @@ def run_simulation(config: SimConfig, out: str | Path | None = None, *, use_cach
 
     >>> import tempfile
     >>> from personae.models.scripted import ScriptedModel
-    >>> m = ScriptedModel(lambda msgs, p: f"Line {len(msgs)} about my workshop.")
-    >>> cfg = SimConfig(model="scripted:doc", judge=None, turns=4, progress="off")
+    >>> lines = iter(["Hello!", "I fix cars in Enugu.", "Nice, I travel.", "Welcome, then."])
+    >>> m = ScriptedModel(lambda msgs, p: next(lines))
+    >>> cfg = SimConfig(model="scripted:doc", judge=None, metrics=["leak"], turns=4,
+    ...                 progress="off")
     >>> result = run_simulation(cfg, tempfile.mkdtemp(), model=m, use_cache=False)
     >>> result.summary["run"]["counts"]["turns"]
     4
