@@ -27,7 +27,7 @@ conversation against conversation length.
     adds its own text and the request that carries it. (tracemalloc slows the client about
     sevenfold, which is what keeps the number of conversations small.)
 
-    PYTHONPATH=src python benchmarks/simulate.py            # full run, about 4 minutes
+    PYTHONPATH=src python benchmarks/simulate.py            # full run, about 3 minutes
     PYTHONPATH=src python benchmarks/simulate.py --quick    # smoke run, about 1 minute
 
 Results go to benchmarks/results/simulate.json (``--out``) and a table is printed. The
@@ -99,7 +99,7 @@ def long_reply(body: bytes, words: int) -> str:
 class StatsLoopback(LoopbackServer):
     """The varied loopback server, optionally with long replies, and counters that
     ``GET /v1/stats`` returns (``?reset=1`` also zeroes them): requests, peak in flight, and
-    the largest request body (bytes and messages) since the last reset."""
+    the largest request body since the last reset (its bytes, and its messages)."""
 
     def __init__(self, *, reply_words: int = 0, **kwargs: Any) -> None:
         super().__init__(keep_bodies=False, varied=True, **kwargs)
@@ -118,7 +118,7 @@ class StatsLoopback(LoopbackServer):
         if len(body) > self.max_body_bytes:
             self.max_body_bytes = len(body)
             # Each message has one "role" key; inside a content string the quotes are escaped.
-            self.max_messages = max(self.max_messages, body.count(b'"role"'))
+            self.max_messages = body.count(b'"role"')
         status, payload = await super()._respond(request_line, body)
         if status == 200 and self.reply_words and "choices" in payload:
             payload["choices"][0]["message"]["content"] = long_reply(body, self.reply_words)

@@ -16,7 +16,7 @@ from personae.models.openai_compat import OpenAIModel
 from personae.models.scripted import ScriptedModel
 from personae.runtime import Runner
 from personae.runtime.store import RunStore
-from personae.sim.agents import Agent, Turn, clean_reply, egocentric_view
+from personae.sim.agents import OPENER, Agent, Turn, clean_reply, egocentric_view
 from personae.sim.engine import ConversationPlan, Engine, load_states
 from personae.sim.termination import is_repetition, near_identical
 from personae.testing.loopback import LoopbackServer
@@ -44,8 +44,9 @@ def test_view_is_egocentric_with_names_on_other_speakers() -> None:
         ("system", ANA.system), ("user", "Bo: line 0 by Bo"),
         ("assistant", "line 1 by Ana"), ("user", "Bo: line 2 by Bo")]
     bo = egocentric_view(BO, turns, window=10)
-    assert [m.role for m in bo] == ["system", "assistant", "user", "assistant", "user"]
-    assert bo[2].content == "Ana: line 1 by Ana"
+    # Bo opened: his view starts as it did then, so roles alternate from a user message.
+    assert [m.role for m in bo] == ["system", "user", "assistant", "user", "assistant", "user"]
+    assert bo[1].content == OPENER and bo[3].content == "Ana: line 1 by Ana"
     assert bo[-1].content == "(Go on.)"  # a view never ends on the agent's own line
 
 
@@ -61,7 +62,7 @@ def test_window_keeps_the_persona_and_only_the_last_turns() -> None:
 
 def test_group_view_merges_consecutive_others_and_opens_when_empty() -> None:
     view = egocentric_view(ANA, _turns(ANA, BO, CY), window=10)
-    assert [m.role for m in view] == ["system", "assistant", "user"]
+    assert [m.role for m in view] == ["system", "user", "assistant", "user"]
     assert view[-1].content == "Bo: line 1 by Bo\n\nCy: line 2 by Cy"
     first = egocentric_view(ANA, [], window=10)
     assert [m.role for m in first] == ["system", "user"] and "first" in first[1].content
@@ -77,8 +78,9 @@ def test_repetition_detector() -> None:
     assert near_identical("Well, I fix cars all day.", "well i fix cars all day!!")
     assert not near_identical("I fix cars all day.", "My daughter studies in Lagos.")
     assert not near_identical("", "")
-    assert is_repetition("I like tea.", ["Hello.", "I like tea!", "Something else."])
-    assert not is_repetition("I like tea.", ["I like tea.", "a", "b"])  # three back: not checked
+    assert is_repetition("I like tea.", ["Hello.", "I like tea!"])
+    assert is_repetition("I like tea.", [None, "i like TEA"])
+    assert not is_repetition("I like tea.", [None, "Something else."])
 
 
 # -- the engine -------------------------------------------------------------------------
@@ -211,9 +213,9 @@ def test_state_holds_only_the_window(tmp_path: Path) -> None:
     engine = _engine(tmp_path, counting, max_turns=60, window=4)
     states = asyncio.run(engine.run([ConversationPlan("c", (BO, ANA))], concurrency=1,
                                     progress="off"))
-    assert states["c"].n_turns == 60 and len(states["c"].recent) == 6
+    assert states["c"].n_turns == 60 and len(states["c"].recent) == 5
     reloaded = load_states(engine.store, [ConversationPlan("c", (BO, ANA))], window=4)
-    assert len(reloaded["c"].recent) == 6 and reloaded["c"].counts == {"bo": 30, "ana": 30}
+    assert len(reloaded["c"].recent) == 5 and reloaded["c"].counts == {"bo": 30, "ana": 30}
 
 
 @pytest.mark.server
@@ -238,3 +240,68 @@ def test_conversations_run_in_parallel_against_a_real_server(tmp_path: Path) -> 
     assert peak == 8  # eight conversations at once, never more
     # Window 3: system prompt + the marker + 3 turns at most, however long it got.
     assert max(len(b["messages"]) for b in bodies) <= 5
+
+
+@pytest.mark.parametrize("last", ["max_turns", "end_signal", "repetition"])
+def test_killed_between_the_last_turn_and_its_end_record(tmp_path: Path, last: str) -> None:
+    """A re-run works the stop out again from the stored turns: no turn after the end."""
+    def lines(messages: Sequence[Message], params: ChatParams) -> str:
+        n = len(messages)
+        if last == "end_signal" and n >= 4:
+            return "Goodbye now. [END]"
+        if last == "repetition" and n >= 4:
+            return "I say this again and again."
+        return varied(messages, params)
+
+    model = ScriptedModel(lines, name=last)
+    engine = _engine(tmp_path, model, max_turns=6, window=10)
+    asyncio.run(engine.run([ConversationPlan("c", (BO, ANA))], concurrency=1, progress="off"))
+    end = engine.store.get("end", "c")
+    assert end is not None and end["stop_reason"] == last
+    rows = _stored(engine, "c")
+    with engine.store._db:  # the kill: the end record never made it to disk
+        engine.store._db.execute("DELETE FROM records WHERE kind = 'end'")
+    calls = model.calls
+    again = Engine(RunStore(tmp_path / "run"), Runner(model, progress="off"),
+                   ChatParams(max_tokens=32), 6, 10)
+    asyncio.run(again.run([ConversationPlan("c", (BO, ANA))], concurrency=1, progress="off"))
+    assert model.calls == calls and _stored(again, "c") == rows
+    assert again.store.get("end", "c") == end
+
+
+def test_repetition_is_a_speaker_repeating_itself_in_a_group_not_a_script(
+        tmp_path: Path) -> None:
+    same = ScriptedModel(lambda m, p: "I fix cars in Enugu, as always." if "Cy" in
+                         m[0].content else varied(m, p), name="cy-loops")
+    engine = _engine(tmp_path / "g", same, max_turns=12)
+    asyncio.run(engine.run([ConversationPlan("g", (ANA, BO, CY))], concurrency=1,
+                           progress="off"))
+    # Cy's second line, three turns after its first, ends the conversation.
+    assert engine.store.get("end", "g") == {"conversation_id": "g", "stop_reason": "repetition",
+                                            "n_turns": 6}
+    user = Agent("user:script", "User", "user", "", script=("Tell me more.", "Tell me more!",
+                                                            "Thanks."))
+    engine = _engine(tmp_path / "s", ScriptedModel(varied, name="v"), max_turns=12)
+    asyncio.run(engine.run([ConversationPlan("s", (user, ANA))], concurrency=1, progress="off"))
+    assert engine.store.get("end", "s")["stop_reason"] == "script_end"  # a script may repeat
+
+
+def test_judge_policy_asks_in_words_when_the_judge_has_no_probabilities(
+        tmp_path: Path) -> None:
+    from personae.errors import CapabilityError
+
+    class Words(ScriptedModel):
+        probes = 0
+
+        async def score_choices(self, *a: object, **k: object):  # noqa: ANN202
+            self.probes += 1
+            raise CapabilityError("no logprobs")
+
+    judge = Words(["B."], name="words")
+    engine = _engine(tmp_path, ScriptedModel(varied, name="v"), max_turns=5, policy="judge",
+                     judge=Runner(judge, progress="off"))
+    asyncio.run(engine.run([ConversationPlan("g", (ANA, BO, CY))], concurrency=1,
+                           progress="off"))
+    picks = [r for _, r in engine.store.items("speaker")]
+    assert len(picks) == 4 and {p["method"] for p in picks} == {"text"}
+    assert judge.probes == 1 and judge.calls == 4  # one probe, then words only

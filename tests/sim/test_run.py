@@ -191,3 +191,53 @@ def test_console_summary_prints_every_metric_and_handles_no_threshold() -> None:
     for m in summary["metrics"]:
         assert m["label"] in text
     assert "first out-of-persona turn" in text and "stopped by:" in text
+
+
+def test_user_agents_have_their_own_ids_and_never_talk_with_themselves(tmp_path: Path) -> None:
+    from personae.persona import load_personas, load_template
+    from personae.sim.config import plan_conversations
+
+    path = _personas(tmp_path)
+    people = load_personas(path)
+    cfg = SimConfig(personas=str(path), user_personas=str(path), judge=None,
+                    goal="Ask {name} about {work}.")
+    plans = plan_conversations(cfg, people, people, load_template("card"))
+    assert [p.id for p in plans] == ["chinedu--user:rosa--0", "rosa--user:chinedu--0"]
+    user, me = plans[0].agents
+    assert (user.id, user.role, me.id) == ("user:rosa", "user", "chinedu")
+    # The goal is the user's text: {name} is filled in, nothing else is touched.
+    assert "Ask Chinedu about {work}." in user.system
+    group = plan_conversations(cfg.model_copy(update={"group": True}), people, people,
+                               load_template("card"))
+    assert "Ask Rosa about {work}." in group[0].agents[0].system
+
+
+def test_explicit_metrics_must_be_computable() -> None:
+    from personae.sim.config import build_sim_config
+
+    with pytest.raises(InputError, match="metric 'fidelity' needs a judge"):
+        build_sim_config(judge="none", metrics=["fidelity"])
+    with pytest.raises(InputError, match="'projection' needs --vector"):
+        build_sim_config(metrics=["projection"])
+    with pytest.raises(InputError, match="at least one metric"):
+        build_sim_config(metrics=[])
+    assert build_sim_config(judge="none").active_metrics() == ["similarity", "leak", "echo"]
+
+
+def test_changed_user_script_contents_are_refused_on_resume(tmp_path: Path) -> None:
+    script = tmp_path / "user.txt"
+    script.write_text("Hello!\nWhat do you do?\n")
+    model = ScriptedModel(["Fine, thanks.", "I fix cars."], name="a")
+    cfg = SimConfig(user_script=str(script), judge=None, metrics=["leak"], progress="off")
+    run_simulation(cfg, tmp_path / "run", model=model, use_cache=False)
+    script.write_text("Bonjour !\nQue faites-vous ?\n")
+    with pytest.raises(InputError, match="script_digest"):
+        run_simulation(cfg, tmp_path / "run", model=model, use_cache=False)
+
+
+def test_a_bundled_judge_is_named_in_the_warnings(tmp_path: Path) -> None:
+    cfg = SimConfig(model="scripted:a", judge="bundled", metrics=["leak"], turns=2,
+                    progress="off")
+    result = run_simulation(cfg, tmp_path / "run", use_cache=False,
+                            model=ScriptedModel(["Hi.", "Hello there, traveller."], name="a"))
+    assert any("judge is the bundled" in w for w in result.summary["warnings"])

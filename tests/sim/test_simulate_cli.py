@@ -128,7 +128,7 @@ def test_two_agents_eight_turns_on_the_bundled_model(tmp_path: Path) -> None:
     summary = json.loads((run / "summary.json").read_text())
     (conv,) = summary["conversations"]
     assert [t[0] for t in turns] == list(range(len(turns)))
-    assert [t[2] for t in turns[:2]] == ["user", "chinedu-enugu-mechanic"]
+    assert [t[2] for t in turns[:2]] == ["user:sam", "chinedu-enugu-mechanic"]
     assert conv["stop_reason"] in ("max_turns", "end_signal", "repetition")
     assert len(turns) == 8 or conv["stop_reason"] != "max_turns"
     scored = [t for t in conv["turns"] if t["text"]]
@@ -136,7 +136,7 @@ def test_two_agents_eight_turns_on_the_bundled_model(tmp_path: Path) -> None:
                                                 "leak", "echo"} for t in scored)
     assert all(t["metrics"]["similarity"] is not None for t in scored)
     groups = {g["id"]: g for g in summary["groups"]}
-    assert set(groups) == {"user", "chinedu-enugu-mechanic"}
+    assert set(groups) == {"user:sam", "chinedu-enugu-mechanic"}
     curve = groups["chinedu-enugu-mechanic"]["metrics"]["fidelity"]["curve"]
     assert [p["turn"] for p in curve] == list(range(1, len(curve) + 1))
     html = (run / "report.html").read_text()

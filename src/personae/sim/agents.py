@@ -20,6 +20,7 @@ from personae.persona import Persona
 
 Role = Literal["persona", "user"]
 END_SIGNAL = "[END]"
+OPENER = "(You speak first: open the conversation.)"
 
 
 @dataclass(frozen=True)
@@ -97,9 +98,12 @@ def egocentric_view(agent: Agent, turns: Sequence[Turn], *, window: int) -> list
         else:
             messages.append(Message(role="user", content=f"{t.name}: {t.text or '…'}"))
     if len(messages) == 1:
-        messages.append(Message(role="user", content="(You speak first: open the "
-                                "conversation.)"))
-    elif messages[-1].role == "assistant":
+        messages.append(Message(role="user", content=OPENER))
+    elif messages[1].role == "assistant":
+        # The agent spoke first: strict chat templates want a user message before any
+        # assistant one, so the view begins where the agent's own view began.
+        messages.insert(1, Message(role="user", content=OPENER))
+    if messages[-1].role == "assistant":
         messages.append(Message(role="user", content="(Go on.)"))
     return _alternate(messages)
 

@@ -8,7 +8,14 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from personae.errors import InputError, describe_validation
 from personae.persona import Persona, Template, render_system_prompt
@@ -19,7 +26,7 @@ METRIC_IDS: tuple[str, ...] = ("fidelity", "consistency", "similarity", "leak", 
                                "projection")
 JUDGE_METRICS = frozenset({"fidelity", "consistency"})
 DEFAULT_USER = Persona(
-    id="user", name="Sam",
+    id="sam", name="Sam",
     summary="A curious, friendly traveller who enjoys meeting people and asking about their "
             "lives, their work and what they think.")
 DEFAULT_GOAL = ("Get to know {name}: ask about their life, their work and their opinions, one "
@@ -44,7 +51,7 @@ class SimConfig(BaseModel):
     conversations: int = Field(default=1, ge=1, le=10_000)  # per persona-user pair
     model: str = "bundled"
     judge: str | None = "bundled"
-    metrics: list[str] = Field(default_factory=lambda: list(METRIC_IDS))
+    metrics: list[str] | None = None  # None: every metric this run can compute
     vector: str | None = None  # persona vector file, for the projection metric
     layer: int | None = Field(default=None, ge=0)
     window: int = Field(default=12, ge=0)  # turns each agent sees (0: all)
@@ -67,12 +74,31 @@ class SimConfig(BaseModel):
 
     @field_validator("metrics")
     @classmethod
-    def _known_metrics(cls, v: list[str]) -> list[str]:
+    def _known_metrics(cls, v: list[str] | None) -> list[str] | None:
+        if v is None:
+            return None
+        if not v:
+            raise ValueError("at least one metric is needed")
         unknown = [m for m in v if m not in METRIC_IDS]
         if unknown:
             raise ValueError(f"unknown metric {unknown[0]!r}; choose from "
                              f"{', '.join(METRIC_IDS)}")
         return list(dict.fromkeys(v))
+
+    @model_validator(mode="after")
+    def _consistent(self) -> SimConfig:
+        for m in self.metrics or ():
+            if m in JUDGE_METRICS and not self.judge:
+                raise ValueError(f"metric {m!r} needs a judge; drop --judge none or the metric")
+            if m == "projection" and not self.vector:
+                raise ValueError("metric 'projection' needs --vector and --layer")
+        if self.vector and self.layer is None:
+            raise ValueError("--vector needs --layer (the block whose output is projected)")
+        if self.policy == "judge" and not self.judge:
+            raise ValueError("--policy judge needs a --judge to pick the next speaker")
+        if self.user_script and self.user_personas:
+            raise ValueError("give --user-personas or --user-script, not both")
+        return self
 
     def identity(self, **digests: str) -> dict[str, Any]:
         """What a stored run must share with this one to be resumed by it (``limit`` and
@@ -85,10 +111,11 @@ class SimConfig(BaseModel):
         return hashlib.sha256(blob.encode()).hexdigest()[:10]
 
     def active_metrics(self) -> list[str]:
-        """The metrics this run computes: judge metrics need a judge, the projection a
-        vector."""
-        return [m for m in self.metrics
-                if (m not in JUDGE_METRICS or self.judge)
+        """The metrics this run computes: those asked for, else every one that applies
+        (judge metrics need a judge, the projection a vector)."""
+        if self.metrics is not None:
+            return list(self.metrics)
+        return [m for m in METRIC_IDS if (m not in JUDGE_METRICS or self.judge)
                 and (m != "projection" or self.vector)]
 
 
@@ -102,16 +129,9 @@ def build_sim_config(**given: Any) -> SimConfig:
         if isinstance(value, str) and Path(value).is_file():
             values[key] = str(Path(value).resolve())
     try:
-        config = SimConfig(**values)
+        return SimConfig(**values)
     except ValidationError as exc:
         raise InputError(describe_validation(exc, whole="simulate settings")) from None
-    if config.vector and config.layer is None:
-        raise InputError("--vector needs --layer (the block whose output is projected)")
-    if config.policy == "judge" and not config.judge:
-        raise InputError("--policy judge needs a --judge to pick the next speaker")
-    if config.user_script and config.user_personas:
-        raise InputError("give --user-personas or --user-script, not both")
-    return config
 
 
 def load_script(path: str) -> tuple[str, ...]:
@@ -142,6 +162,11 @@ def load_script(path: str) -> tuple[str, ...]:
     return tuple(lines)
 
 
+def _goal(goal: str, others: list[str]) -> str:
+    # replace, not format: the goal is user text and is never rendered as a template
+    return goal.replace("{name}", " and ".join(others) or "them")
+
+
 def persona_agent(persona: Persona, template: Template, *, others: list[str],
                   role: Literal["persona", "user"], goal: str | None,
                   agent_id: str | None = None) -> Agent:
@@ -157,23 +182,27 @@ def plan_conversations(config: SimConfig, personas: list[Persona], users: list[P
     plans: list[ConversationPlan] = []
     if config.group:
         names = [p.name or p.id for p in personas]
-        agents = tuple(persona_agent(p, template, role="persona", goal=config.goal,
-                                     others=[n for n in names if n != (p.name or p.id)])
-                       for p in personas)
-        return [ConversationPlan(f"group--{r}", agents, config.seed + r)
+        agents = []
+        for p, me in zip(personas, names, strict=True):
+            others = [n for n in names if n != me]
+            agents.append(persona_agent(p, template, role="persona", others=others,
+                                        goal=_goal(config.goal, others) if config.goal
+                                        else None))
+        return [ConversationPlan(f"group--{r}", tuple(agents), config.seed + r)
                 for r in range(config.conversations)]
     for p in personas:
         name = p.name or p.id
         if config.user_script:
             lines = load_script(config.user_script)
-            user_agents = [Agent("user", "User", "user", "", None, lines)]
+            user_agents = [Agent("user:script", "User", "user", "", None, lines)]
         else:
+            # A persona never plays its own user; user ids get their own namespace, so a
+            # persona that is also someone's user is two agents with two drift groups.
             user_agents = [
                 persona_agent(u, template, role="user", others=[name],
-                              # replace, not format: the goal is user text, never a template
-                              goal=(config.goal or DEFAULT_GOAL).replace("{name}", name),
-                              agent_id=u.id if u.id != p.id else f"{u.id}-user")
-                for u in users]
+                              goal=_goal(config.goal or DEFAULT_GOAL, [name]),
+                              agent_id=f"user:{u.id}")
+                for u in users if u.content_hash() != p.content_hash()]
         for user in user_agents:
             me = persona_agent(p, template, role="persona", goal=None, others=[user.name])
             plans += [ConversationPlan(f"{p.id}--{user.id}--{r}", (user, me), config.seed + r)

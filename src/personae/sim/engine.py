@@ -17,17 +17,16 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Literal
 
-from personae.errors import RunError
+from personae.errors import CapabilityError, RunError
 from personae.evals.reliability import parse_letter
 from personae.models import ChatParams, Message
 from personae.runtime import ProgressReporter, Runner
 from personae.runtime.store import RunStore
 from personae.sim.agents import Agent, Turn, clean_reply, egocentric_view
-from personae.sim.termination import is_repetition
+from personae.sim.termination import StopReason, is_repetition, stop_reason
 
 Policy = Literal["round-robin", "judge"]
 POLICIES: tuple[str, ...] = ("round-robin", "judge")
-StopReason = Literal["max_turns", "end_signal", "repetition", "script_end"]
 
 
 @dataclass(frozen=True)
@@ -52,16 +51,23 @@ class ConversationState:
     recent: deque[Turn] = field(init=False)
     n_turns: int = 0
     counts: dict[str, int] = field(default_factory=dict)
+    last_text: dict[str, str] = field(default_factory=dict)  # each speaker's latest line
     stop_reason: str | None = None
+    repeated: bool = False  # whether the latest turn repeated an earlier one
 
     def __post_init__(self) -> None:
-        # Two extra for the repetition check, which looks two turns back.
-        self.recent = deque(maxlen=max(self.window, 0) + 2 if self.window > 0 else None)
+        self.recent = deque(maxlen=self.window + 1 if self.window > 0 else None)
 
     def add(self, turn: Turn) -> None:
+        """Take ``turn`` in, noting whether it loops: a model's line that is near-identical
+        to the turn before it or to the speaker's own last line (a script may repeat)."""
+        earlier = [self.recent[-1].text if self.recent else None,
+                   self.last_text.get(turn.speaker)]
+        self.repeated = not turn.scripted and is_repetition(turn.text, earlier)
         self.recent.append(turn)
         self.n_turns = turn.index + 1
         self.counts[turn.speaker] = turn.turn
+        self.last_text[turn.speaker] = turn.text
 
     @property
     def last_speaker(self) -> str | None:
@@ -70,7 +76,9 @@ class ConversationState:
 
 def load_states(store: RunStore, plans: Sequence[ConversationPlan],
                 window: int) -> dict[str, ConversationState]:
-    """Each conversation's state as stored (empty for the ones not started)."""
+    """Each conversation's state as stored (empty for the ones not started). A conversation
+    whose last turn was stored without its end record (killed in between) has no
+    ``stop_reason`` yet: `Engine.run` works it out again from that turn."""
     states = {p.id: ConversationState(p, window) for p in plans}
     for _, rec in store.items("turn"):
         state = states.get(rec["conversation_id"])
@@ -96,10 +104,14 @@ class Engine:
     judge: Runner | None = None
     failures: list[str] = field(default_factory=list)
     on_turn: Callable[[Turn], None] | None = None
+    judge_in_words: bool = False  # set once the judge turns out to give no probabilities
 
     async def run(self, plans: Sequence[ConversationPlan], *, concurrency: int,
                   progress: str = "auto") -> dict[str, ConversationState]:
         states = load_states(self.store, plans, self.window)
+        for state in states.values():
+            if state.stop_reason is None and state.recent:
+                self.check_stop(state)
         todo = [s for s in states.values() if s.stop_reason is None]
         reporter = ProgressReporter("simulate: turns",
                                     sum(self.max_turns - s.n_turns for s in todo), mode=progress)
@@ -155,18 +167,20 @@ class Engine:
                         finish_reason=completion.finish_reason,
                         completion_tokens=completion.completion_tokens,
                         cached=completion.cached)
-        previous = [t.text for t in state.recent]
         self.store.put("turn", turn_key(plan.id, index), turn.model_dump(mode="json"))
         state.add(turn)
         if self.on_turn is not None:
             self.on_turn(turn)
-        if turn.end_signal:
-            self.stop(state, "end_signal")
-        elif is_repetition(turn.text, previous):
-            self.stop(state, "repetition")
-        elif state.n_turns >= self.max_turns:
-            self.stop(state, "max_turns")
+        self.check_stop(state)
         return turn
+
+    def check_stop(self, state: ConversationState) -> None:
+        """Stop the conversation if its latest turn ends it. Also run on resume: the same
+        answer whether or not the process died between the turn and its end record."""
+        reason = stop_reason(end_signal=state.recent[-1].end_signal, repeated=state.repeated,
+                             n_turns=state.n_turns, max_turns=self.max_turns)
+        if reason is not None:
+            self.stop(state, reason)
 
     def stop(self, state: ConversationState, reason: StopReason) -> None:
         state.stop_reason = reason
@@ -198,11 +212,15 @@ class Engine:
         letters = [chr(ord("A") + i) for i in range(len(candidates))]
         messages = speaker_messages(list(state.recent), candidates, letters)
         method = "logprobs"
-        try:
-            scores = await self.judge.score_choices(messages, letters)
-            choice: int | None = letters.index(scores.top) if scores.coverage >= 0.5 else None
-        except RunError:
-            choice = None
+        choice: int | None = None
+        if not self.judge_in_words:
+            try:
+                scores = await self.judge.score_choices(messages, letters)
+                choice = letters.index(scores.top) if scores.coverage >= 0.5 else None
+            except CapabilityError:  # a server without logprobs: ask in words from now on
+                self.judge_in_words = True
+            except RunError:
+                pass
         if choice is None:
             method = "text"
             reply = await self.judge.chat(messages, ChatParams(temperature=0.0, max_tokens=8,

@@ -25,7 +25,7 @@ from personae.persona.sample import resolve_personas
 from personae.runtime import ResponseCache, Runner
 from personae.runtime.store import RunStore, summarise_once
 from personae.sim.agents import Agent, Turn
-from personae.sim.config import DEFAULT_USER, SimConfig, plan_conversations
+from personae.sim.config import DEFAULT_USER, SimConfig, load_script, plan_conversations
 from personae.sim.engine import ConversationPlan, Engine
 from personae.sim.judging import judge_jobs, project_turns, run_judgements
 
@@ -34,6 +34,9 @@ BUNDLED_WARNING = (
     "The model is the bundled SmolLM2-135M: it stays in character for a few sentences, then "
     "rambles. The curves show that the pipeline works; use --model (and --judge) with capable "
     "models for real measurements.")
+BUNDLED_JUDGE_WARNING = (
+    "The judge is the bundled SmolLM2-135M: its fidelity and NLI verdicts are close to noise; "
+    "use --judge with a capable model (or --judge none).")
 
 
 @dataclass
@@ -80,6 +83,9 @@ class SimRun:
         self.template = load_template(config.template)
         self.plans: list[ConversationPlan] = plan_conversations(config, self.personas, users,
                                                                 self.template)
+        if not self.plans:
+            raise InputError(f"{config.user_personas}: every user is one of the personas "
+                             "itself; a persona does not talk with itself")
         self.agents: dict[str, dict[str, Agent]] = {
             p.id: {a.id: a for a in p.agents} for p in self.plans}
         self.model = model if model is not None else load_model(config.model)
@@ -87,18 +93,24 @@ class SimRun:
         if config.judge:
             self.judge = judge if judge is not None else (
                 self.model if config.judge == config.model else load_model(config.judge))
-        self.vector = None
-        if config.vector and "projection" in config.metrics:
+        self.vector, vector_digest = None, ""
+        if "projection" in config.active_metrics():
             from personae.steer.extract import require_white_box
-            from personae.steer.vector import load_vector
+            from personae.steer.vector import file_digest, load_vector
 
             require_white_box(self.model)
             self.vector = load_vector(config.vector)
             self.vector.check_layer(int(config.layer or 0))
+            vector_digest = file_digest(config.vector or "")
+        # Contents, not just paths: resuming after a file changed would mix two runs.
         self.identity = config.identity(
             personas_digest=_digest("\n".join(f"{p.id}:{p.content_hash()}"
                                               for p in all_personas)),
             users_digest=_digest("\n".join(f"{u.id}:{u.content_hash()}" for u in users)),
+            script_digest=_digest("\n".join(load_script(config.user_script)))
+            if config.user_script else "",
+            template_sha256=self.template.sha256,
+            vector_digest=vector_digest,
             model_identity=self.model.identity,
             judge_identity=self.judge.identity if self.judge else "")
 
@@ -197,9 +209,12 @@ def run_simulation(config: SimConfig, out: str | Path | None = None, *, use_cach
     start = time.monotonic()
     try:
         store.bind_config(run.identity)
-        shown = [BUNDLED_WARNING] if is_bundled(config.model, run.model) else []
-        if shown and config.progress != "off":
-            print(f"personae: warning: {BUNDLED_WARNING}", file=sys.stderr, flush=True)
+        shown = ([BUNDLED_WARNING] if is_bundled(config.model, run.model) else []) + (
+            [BUNDLED_JUDGE_WARNING] if run.judge is not None and config.judge
+            and is_bundled(config.judge, run.judge) else [])
+        if config.progress != "off":
+            for warning in shown:
+                print(f"personae: warning: {warning}", file=sys.stderr, flush=True)
         run.announce(store)
 
         async def main() -> None:

@@ -92,7 +92,8 @@ def turn_values(run: SimRun, store: RunStore,
                 vecs, persona_vecs = embedded
                 here = vecs.get(key)
                 if "similarity" in metrics and here is not None and agent is not None:
-                    v["similarity"] = float(here @ persona_vecs[agent.persona.id])  # type: ignore[union-attr]
+                    assert agent.persona is not None  # _scored checked it
+                    v["similarity"] = float(here @ persona_vecs[agent.persona.content_hash()])
                 if "echo" in metrics:
                     prev = turns[i - 1] if i > 0 else None
                     other = vecs.get((cid, prev.index)) if prev and prev.speaker != t.speaker \
@@ -114,7 +115,8 @@ def _embeddings(run: SimRun, conversations: Mapping[str, list[Turn]], metrics: S
 
     keys = [(cid, t.index) for cid, turns in conversations.items() for t in turns if t.text]
     texts = [t.text for turns in conversations.values() for t in turns if t.text]
-    personas = {a.persona.id: describe(a.persona) for agents in run.agents.values()
+    # Keyed by content: two files may hold different personas under one id.
+    personas = {a.persona.content_hash(): describe(a.persona) for agents in run.agents.values()
                 for a in agents.values() if a.persona is not None}
     try:
         from personae.models.embeddings import embed
