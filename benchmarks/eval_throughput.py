@@ -55,7 +55,6 @@ connection set-up excluded), personae as a whole process; that favours the loop.
 from __future__ import annotations
 
 import argparse
-import asyncio
 import json
 import math
 import os
@@ -70,7 +69,7 @@ import time
 import urllib.request
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Self
+from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 if (ROOT / "src" / "personae").is_dir() and str(ROOT / "src") not in sys.path:
@@ -82,8 +81,11 @@ from personae.evals.engine import EvalRun, describe, response_key
 from personae.evals.probes import Probe, benchmark_probes
 from personae.models import ChatParams, Message
 from personae.runtime.store import RunStore
-from personae.testing.llama_server import LlamaServer, stop_process
+from personae.testing.llama_server import LlamaServer
 from personae.testing.loopback import LoopbackServer
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _worker import ChildServer, child_env, serve_forever  # noqa: E402  (scripts, not a package)
 
 DELAY_S = 0.05  # the loopback server's reply delay
 TARGET_SPEEDUP = 20.0  # personae vs the sequential loop, against the 50 ms server
@@ -97,14 +99,7 @@ LLAMA_PROMPT_RE = re.compile(
 
 
 def _child_env(cache_dir: Path | None = None) -> dict[str, str]:
-    env = dict(os.environ)
-    if (ROOT / "src" / "personae").is_dir():
-        env["PYTHONPATH"] = os.pathsep.join(
-            p for p in (str(ROOT / "src"), env.get("PYTHONPATH")) if p)
-    if cache_dir is not None:
-        env["PERSONAE_CACHE_DIR"] = str(cache_dir)
-    env["HF_HUB_OFFLINE"] = "1"
-    return env
+    return child_env(**({"PERSONAE_CACHE_DIR": str(cache_dir)} if cache_dir else {}))
 
 
 # --------------------------------------------------------------------------------------------
@@ -137,38 +132,18 @@ class TimedLoopback(LoopbackServer):
 
 
 def serve_loopback(delay_s: float) -> None:
-    server = TimedLoopback(delay_s=delay_s, keep_bodies=False)
-
-    async def serve() -> None:
-        await server.start()
-        print(f"listening on {server.base_url}", flush=True)
-        await asyncio.Event().wait()
-
-    asyncio.run(serve())
+    serve_forever(TimedLoopback(delay_s=delay_s, keep_bodies=False))
 
 
-class LoopbackProcess:
-    """`TimedLoopback` in a child process (``--serve-loopback``), so its CPU is not taken
-    from the client under test."""
+class LoopbackProcess(ChildServer):
+    """`TimedLoopback` in a child process (``--serve-loopback``)."""
 
     kind = "loopback"
 
     def __init__(self, delay_s: float) -> None:
+        super().__init__([str(Path(__file__).resolve()), "--serve-loopback",
+                          "--delay", str(delay_s)])
         self.delay_s = delay_s
-        self.proc: subprocess.Popen[str] | None = None
-        self.base_url = ""
-
-    def __enter__(self) -> Self:
-        self.proc = subprocess.Popen(
-            [sys.executable, str(Path(__file__).resolve()), "--serve-loopback",
-             "--delay", str(self.delay_s)],
-            stdout=subprocess.PIPE, env=_child_env(), text=True)
-        line = self.proc.stdout.readline() if self.proc.stdout else ""
-        if "listening on" not in line:
-            self.__exit__()
-            raise RuntimeError(f"the loopback server did not start (said {line!r})")
-        self.base_url = line.split("listening on", 1)[1].strip()
-        return self
 
     def _stats(self, reset: bool = False) -> dict[str, Any]:
         url = f"{self.base_url}/stats" + ("?reset=1" if reset else "")
@@ -189,11 +164,6 @@ class LoopbackProcess:
         return {"kind": "personae.testing.loopback (canned reply)", "delay_s": self.delay_s,
                 "process": "separate"}
 
-    def __exit__(self, *exc: object) -> None:
-        stop_process(self.proc)
-        if self.proc is not None and self.proc.stdout:
-            self.proc.stdout.close()
-        self.proc = None
 
 
 class LlamaServerProcess(LlamaServer):

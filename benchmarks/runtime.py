@@ -26,8 +26,6 @@ import asyncio
 import json
 import os
 import platform
-import socket
-import subprocess
 import sys
 import time
 from collections.abc import Sequence
@@ -36,7 +34,7 @@ from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _worker import run_worker  # noqa: E402  (benchmarks are scripts, not a package)
+from _worker import ChildServer, run_worker  # noqa: E402  (scripts, not a package)
 
 if (ROOT / "src" / "personae").is_dir() and str(ROOT / "src") not in sys.path:
     sys.path.insert(0, str(ROOT / "src"))  # run from a checkout without installing
@@ -67,59 +65,12 @@ QUESTIONS = [
 # (a) openai backend against the loopback server
 
 
-class LoopbackProcess:
-    """``python -m personae.testing.loopback`` in a child process on a free loopback port.
-
-    A separate process, so the server's CPU is not taken from the client under test (the
-    in-process ``LoopbackServer`` thread shares the client's GIL)."""
+class LoopbackProcess(ChildServer):
+    """``python -m personae.testing.loopback`` in a child process on a free loopback port."""
 
     def __init__(self, delay_s: float) -> None:
-        self.delay_s = delay_s
-        self.proc: subprocess.Popen[str] | None = None
-        self.port = 0
-
-    def __enter__(self) -> LoopbackProcess:
-        with socket.socket() as s:  # a free port: the kernel picks, we release and reuse it
-            s.bind(("127.0.0.1", 0))
-            self.port = s.getsockname()[1]
-        env = dict(os.environ)
-        src = str(ROOT / "src")
-        if (ROOT / "src" / "personae").is_dir():
-            env["PYTHONPATH"] = os.pathsep.join(p for p in (src, env.get("PYTHONPATH")) if p)
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "personae.testing.loopback",
-             "--port", str(self.port), "--delay", str(self.delay_s)],
-            stdout=subprocess.PIPE, env=env, text=True)
-        line = self.proc.stdout.readline() if self.proc.stdout else ""
-        if "listening on" not in line:
-            self.__exit__()
-            raise RuntimeError(f"the loopback server did not start (said {line!r})")
-        return self
-
-    @property
-    def base_url(self) -> str:
-        return f"http://127.0.0.1:{self.port}/v1"
-
-    def cpu_s(self) -> float:
-        """CPU seconds the server has used so far (Linux only; 0 elsewhere)."""
-        try:
-            assert self.proc is not None
-            fields = Path(f"/proc/{self.proc.pid}/stat").read_text().rsplit(")", 1)[1].split()
-            return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-        except (OSError, AssertionError, IndexError, ValueError):
-            return 0.0
-
-    def __exit__(self, *exc: object) -> None:
-        if self.proc is not None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-            if self.proc.stdout:
-                self.proc.stdout.close()
-            self.proc = None
+        super().__init__(["-m", "personae.testing.loopback", "--port", "0",
+                          "--delay", str(delay_s)])
 
 
 def _overheads_ms(latencies_s: Sequence[float]) -> dict[str, float]:

@@ -14,9 +14,11 @@ conversation against conversation length.
     4 waves (32, 32, 32, 4), so even a zero-cost client gets at most 25x: the floor of each
     run (waves x turns x 50 ms) is reported next to it. One more run at concurrency 32 has
     the server reply with longer text (64 words, about the few sentences a real persona
-    says), and the repetition check's cost per turn is timed by reply length, because that
-    check (difflib, quadratic in the reply's length) is what the engine's CPU goes to once
-    replies are longer than the loopback's one-liners.
+    says), and the repetition check's cost per turn is timed by reply length (difflib over
+    words; over characters it was quadratic in the reply's length and cost 18 ms a turn at
+    64 words). Last, the same 100 conversations run against an in-process model that sleeps
+    50 ms and replies like the server: the engine with no HTTP client under it, at
+    concurrency 1 and 32, which tells personae's share of the cost from the client's.
 (b) Memory: peak Python memory (tracemalloc, started after a warm-up request) of the engine
     alone (``SimRun.converse``) holding 8 conversations at once for 10, 40 and 160 turns
     against a 5 ms loopback server replying with 24 varied words, with a memory window of 8
@@ -50,7 +52,6 @@ import os
 import platform
 import sqlite3
 import statistics
-import subprocess
 import sys
 import tempfile
 import threading
@@ -59,11 +60,11 @@ import tracemalloc
 import urllib.request
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Self
+from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _worker import run_worker  # noqa: E402  (benchmarks are scripts, not a package)
+from _worker import ChildServer, run_worker, serve_forever  # noqa: E402  (scripts, not a package)
 
 if (ROOT / "src" / "personae").is_dir() and str(ROOT / "src") not in sys.path:
     sys.path.insert(0, str(ROOT / "src"))  # run from a checkout without installing
@@ -126,54 +127,20 @@ class StatsLoopback(LoopbackServer):
 
 
 def serve(delay_s: float, reply_words: int) -> None:
-    server = StatsLoopback(delay_s=delay_s, reply_words=reply_words)
-
-    async def main() -> None:
-        await server.start()
-        print(f"listening on {server.base_url}", flush=True)
-        await asyncio.Event().wait()
-
-    asyncio.run(main())
+    serve_forever(StatsLoopback(delay_s=delay_s, reply_words=reply_words))
 
 
-class ServerProcess:
-    """`StatsLoopback` in a child process (``--serve``), so its CPU is not taken from the
-    client under test."""
+class ServerProcess(ChildServer):
+    """`StatsLoopback` in a child process (``--serve``)."""
 
     def __init__(self, delay_s: float, reply_words: int = 0) -> None:
-        self.delay_s, self.reply_words = delay_s, reply_words
-        self.proc: subprocess.Popen[str] | None = None
-        self.base_url = ""
-
-    def __enter__(self) -> Self:
-        env = dict(os.environ)
-        if (ROOT / "src" / "personae").is_dir():
-            env["PYTHONPATH"] = os.pathsep.join(
-                p for p in (str(ROOT / "src"), env.get("PYTHONPATH")) if p)
-        self.proc = subprocess.Popen(
-            [sys.executable, str(Path(__file__).resolve()), "--serve", "--delay",
-             str(self.delay_s), "--reply-words", str(self.reply_words)],
-            stdout=subprocess.PIPE, env=env, text=True)
-        line = self.proc.stdout.readline() if self.proc.stdout else ""
-        if "listening on" not in line:
-            self.__exit__()
-            raise RuntimeError(f"the loopback server did not start (said {line!r})")
-        self.base_url = line.split("listening on", 1)[1].strip()
-        return self
+        super().__init__([str(Path(__file__).resolve()), "--serve", "--delay", str(delay_s),
+                          "--reply-words", str(reply_words)])
 
     def stats(self, reset: bool = False) -> dict[str, Any]:
         url = f"{self.base_url}/stats" + ("?reset=1" if reset else "")
         with urllib.request.urlopen(url, timeout=30) as resp:
             return dict(json.loads(resp.read()))
-
-    def cpu_s(self) -> float:
-        """CPU seconds the server has used so far (Linux only; 0 elsewhere)."""
-        try:
-            assert self.proc is not None
-            fields = Path(f"/proc/{self.proc.pid}/stat").read_text().rsplit(")", 1)[1].split()
-            return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-        except (OSError, AssertionError, IndexError, ValueError):
-            return 0.0
 
     def measure(self, name: str, **kwargs: Any) -> dict[str, Any]:
         """One worker run, with what the server saw of it."""
@@ -183,18 +150,6 @@ class ServerProcess:
         seen = self.stats()
         res["server"] = {**seen, "cpu_s": round(self.cpu_s() - cpu0, 3)}
         return res
-
-    def __exit__(self, *exc: object) -> None:
-        if self.proc is not None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-            if self.proc.stdout:
-                self.proc.stdout.close()
-            self.proc = None
 
 
 # --------------------------------------------------------------------------------------------
@@ -253,23 +208,42 @@ def _store_phases(run_dir: Path) -> dict[str, Any]:
             "first_turn_started": min(started) if started else None, "last_stored": last}
 
 
+def sleeping_model() -> Any:
+    """An in-process model that answers like the loopback server (same delay, same varied
+    replies) without any HTTP: what the engine costs with no client library under it."""
+    from personae.models.scripted import ScriptedModel
+    from personae.testing.loopback import varied_reply
+
+    class Sleeping(ScriptedModel):
+        async def chat(self, messages: Any, params: Any) -> Any:
+            await asyncio.sleep(DELAY_S)
+            return await super().chat(messages, params)
+
+    return Sleeping(lambda msgs, _: varied_reply({"messages": [[m.role, m.content]
+                                                               for m in msgs]}),
+                    name="sleeping", max_concurrency=MODEL_CONCURRENCY)
+
+
 def worker_throughput(base_url: str, concurrency: int, limit: int, conversations: int,
-                      turns: int) -> dict[str, Any]:
+                      turns: int, in_process: bool = False) -> dict[str, Any]:
     """``run_simulation`` timed whole and split into phases; fails unless every conversation
-    took all its turns."""
+    took all its turns. ``in_process``: against `sleeping_model` instead of the server."""
     import openai  # noqa: F401  - the backend imports it on the first request: not timed
 
     from personae.sim import SimConfig, run_simulation
 
+    model = sleeping_model() if in_process else None
+    spec = ("scripted:sleeping" if in_process
+            else f"openai:loop@{base_url}?concurrency={MODEL_CONCURRENCY}")
     cfg = SimConfig(personas="sample", limit=limit, conversations=conversations, turns=turns,
-                    model=f"openai:loop@{base_url}?concurrency={MODEL_CONCURRENCY}",
-                    judge=None, metrics=["leak"], progress="off", concurrency=concurrency)
+                    model=spec, judge=None, metrics=["leak"], progress="off",
+                    concurrency=concurrency)
     with tempfile.TemporaryDirectory(prefix="personae-sim-bench-") as tmp:
         run_dir = Path(tmp) / "run"
         sampler = CpuSampler()
         sampler.start()
         t0 = time.time()
-        result = run_simulation(cfg, run_dir, use_cache=False)
+        result = run_simulation(cfg, run_dir, use_cache=False, model=model)
         t1 = time.time()
         sampler.stop()
         phases = _store_phases(run_dir)
@@ -354,6 +328,17 @@ def bench_throughput(limit: int, conversations: int, c32_runs: int,
     print(f"    concurrency 32, {long_words}-word replies: engine {r['engine_s']:.2f} s "
           f"({r['engine_turns_per_s']:.1f} turns/s), {r['engine_cpu_ms_per_turn']:.2f} CPU "
           "ms/turn", flush=True)
+    # The same runs with no HTTP client under the engine: which part of the gap is personae's.
+    inproc = {}
+    for c in (32, 1):
+        r = _run_worker("throughput", base_url="", concurrency=c, in_process=True, **settings)
+        inproc[f"c{c}"] = r
+        print(f"    in-process model, concurrency {c:>2}: engine {r['engine_s']:.2f} s "
+              f"({r['engine_turns_per_s']:.1f} turns/s), {r['engine_cpu_ms_per_turn']:.2f} CPU "
+              "ms/turn", flush=True)
+    inproc["ratio_engine"] = round(inproc["c32"]["engine_turns_per_s"]
+                                   / inproc["c1"]["engine_turns_per_s"], 2)
+    out["in_process"] = inproc
     out["repetition_check_ms_per_turn"] = repetition_check_ms((12, 32, 64, 96))
     return out
 
@@ -525,6 +510,16 @@ def print_table(res: dict[str, Any]) -> None:
         print(f"  ratio c32/c1 (engine turns/s) {a['ratio_engine']:.2f}x, whole run "
               f"{a['ratio_whole']:.2f}x, with zero overhead {a['ratio_if_no_overhead']:.2f}x; "
               f"target >= {TARGET_SPEEDUP_C32:.0f}x: {'met' if a['target']['met'] else 'NOT met'}")
+        ip = a.get("in_process")
+        if ip:
+            for c in (1, 32):
+                r = ip[f"c{c}"]
+                print(f"{'in-process ' + str(c):<13}{1:>5}{r['wall_s']:>8.2f}{r['setup_s']:>9.2f}"
+                      f"{r['engine_s']:>10.2f}{r['after_engine_s']:>9.2f}{r['floor_s']:>9.2f}"
+                      f"{r['engine_turns_per_s']:>9.1f}{r['whole_turns_per_s']:>9.1f}"
+                      f"{r['engine_cpu_ms_per_turn']:>13.2f}{'':>11}")
+            print(f"  in-process model (the engine without an HTTP client): ratio c32/c1 "
+                  f"{ip['ratio_engine']:.2f}x")
         rep = ", ".join(f"{w} words ({v['chars']} chars) {v['ms']:.2f} ms"
                         for w, v in a["repetition_check_ms_per_turn"].items())
         print(f"  repetition check per turn: {rep}")

@@ -389,7 +389,9 @@ def _records_section(summary: Mapping[str, Any]) -> dict[str, Any]:
 # --------------------------------------------------------------------------- public API
 
 
-def _env() -> SandboxedEnvironment:
+def template_env() -> SandboxedEnvironment:
+    """The sandboxed, autoescaping environment every report template is rendered in (one,
+    built on first use)."""
     global _ENV
     if _ENV is None:
         env = SandboxedEnvironment(
@@ -434,7 +436,7 @@ def render_html(summary: Mapping[str, Any]) -> str:
     """
     if not isinstance(summary, Mapping):
         raise TypeError(f"summary must be a mapping, not {type(summary).__name__}")
-    return _env().get_template("report.html.j2").render(**_context(summary))
+    return template_env().get_template("report.html.j2").render(**_context(summary))
 
 
 def write_report(summary: Mapping[str, Any], out_dir: Path | str) -> Path:

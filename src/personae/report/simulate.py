@@ -11,9 +11,6 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from jinja2 import PackageLoader, StrictUndefined
-from jinja2.sandbox import SandboxedEnvironment
-
 from personae._files import atomic_write
 from personae.report.html import (
     DASH,
@@ -25,23 +22,14 @@ from personae.report.html import (
     fmt_int,
     fmt_num,
     fmt_text,
+    template_env,
 )
 
 __all__ = ["render_simulate_html", "write_simulate_report"]
 
 MAX_GROUPS = 12
 _SIGNS = ("negative", "positive", "flat", "unknown")
-_ENV: SandboxedEnvironment | None = None
 
-
-def _env() -> SandboxedEnvironment:
-    global _ENV
-    if _ENV is None:
-        _ENV = SandboxedEnvironment(
-            loader=PackageLoader("personae.report", "templates"), autoescape=True,
-            undefined=StrictUndefined, trim_blocks=True, lstrip_blocks=True,
-            keep_trailing_newline=True)
-    return _ENV
 
 
 def _minus(text: str) -> str:
@@ -285,7 +273,7 @@ def render_simulate_html(summary: Mapping[str, Any]) -> str:
     convs = [_conversation(_map(c), metrics) for c in _seq(summary.get("conversations"))]
     shown = summary.get("conversations_shown")
     total = summary.get("conversations_total")
-    return _env().get_template("simulate.html.j2").render(
+    return template_env().get_template("simulate.html.j2").render(
         run_dir=fmt_text(run.get("run_dir")), version=fmt_text(run.get("personae_version")),
         facts=_run_facts(run),
         warnings=[str(w) for w in _seq(summary.get("warnings")) if w],

@@ -10,9 +10,6 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from jinja2 import PackageLoader, StrictUndefined
-from jinja2.sandbox import SandboxedEnvironment
-
 from personae._files import atomic_write
 from personae.report.html import (
     REPORT_NAME,
@@ -26,23 +23,14 @@ from personae.report.html import (
     fmt_mv,
     fmt_num,
     fmt_text,
+    template_env,
 )
 
 __all__ = ["render_survey_html", "write_survey_report"]
 
 LIKERT = (1.0, 5.0)
 MAX_DOT_SERIES = 7
-_ENV: SandboxedEnvironment | None = None
 
-
-def _env() -> SandboxedEnvironment:
-    global _ENV
-    if _ENV is None:
-        _ENV = SandboxedEnvironment(
-            loader=PackageLoader("personae.report", "templates"), autoescape=True,
-            undefined=StrictUndefined, trim_blocks=True, lstrip_blocks=True,
-            keep_trailing_newline=True)
-    return _ENV
 
 
 def _run_facts(run: Mapping[str, Any]) -> list[dict[str, Any]]:
@@ -221,7 +209,7 @@ def render_survey_html(summary: Mapping[str, Any]) -> str:
                for d in _seq(summary.get("domains"))]
     variants = [str(v) for v in _seq(run.get("variants"))]
     prompts = _map(run.get("variant_prompts"))
-    return _env().get_template("survey.html.j2").render(
+    return template_env().get_template("survey.html.j2").render(
         run_dir=fmt_text(run.get("run_dir")), version=fmt_text(run.get("personae_version")),
         facts=_run_facts(run), source=fmt_text(run.get("source")),
         licence=fmt_text(run.get("licence")),

@@ -13,9 +13,9 @@ from collections.abc import Hashable, Sequence
 from typing import Any, Literal
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import Field
 
-from personae.stats.intervals import _as_array, _check_params, _contain
+from personae.stats.intervals import MetricValue, _as_array, _check_params, _contain
 
 __all__ = ["Slope", "SlopeMethod", "SlopeSign", "slope_ci"]
 
@@ -23,8 +23,9 @@ SlopeMethod = Literal["ols-t", "cluster-bootstrap", "none"]
 SlopeSign = Literal["negative", "positive", "flat", "unknown"]
 
 
-class Slope(BaseModel):
-    """An OLS slope with its confidence interval, the points and independent series behind it.
+class Slope(MetricValue):
+    """An OLS slope with its confidence interval, the points and independent series behind it:
+    a `MetricValue` (same interval rules and formatting) plus ``clusters`` and ``method``.
 
     ``value`` is None when no slope exists (fewer than 2 distinct x); the interval is None when it
     could not be estimated, and ``method`` is then ``"none"``. ``ci_low == ci_high`` marks a
@@ -37,24 +38,8 @@ class Slope(BaseModel):
     'unknown'
     """
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
-
-    value: float | None = Field(default=None, allow_inf_nan=False)
-    ci_low: float | None = Field(default=None, allow_inf_nan=False)
-    ci_high: float | None = Field(default=None, allow_inf_nan=False)
-    n: int = Field(ge=0)
     clusters: int = Field(ge=0)
     method: SlopeMethod
-
-    @model_validator(mode="after")
-    def _interval_is_consistent(self) -> Slope:
-        if (self.ci_low is None) != (self.ci_high is None):
-            raise ValueError("ci_low and ci_high must both be set or both be None")
-        if self.ci_low is not None and self.value is None:
-            raise ValueError("an interval needs a value")
-        if self.ci_low is not None and self.ci_high is not None and self.ci_low > self.ci_high:
-            raise ValueError(f"ci_low {self.ci_low} > ci_high {self.ci_high}")
-        return self
 
     def sign(self) -> SlopeSign:
         """Direction the interval supports: ``negative`` only if it lies wholly below 0,
@@ -67,17 +52,6 @@ class Slope(BaseModel):
         if self.ci_low > 0:
             return "positive"
         return "flat"
-
-    def __format__(self, spec: str) -> str:
-        spec = spec or ".2f"
-        if self.value is None:
-            return f"— n={self.n}"
-        if self.ci_low is None or self.ci_high is None:
-            return f"{self.value:{spec}} n={self.n}"
-        return f"{self.value:{spec}} [{self.ci_low:{spec}}, {self.ci_high:{spec}}] n={self.n}"
-
-    def __str__(self) -> str:
-        return format(self, "")
 
     def as_dict(self) -> dict[str, Any]:
         """JSON-ready: the MetricValue keys (value, ci_low, ci_high, n) plus clusters, method
