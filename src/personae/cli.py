@@ -378,6 +378,10 @@ def simulate(
     layer: Annotated[int | None, typer.Option(help="Layer of the projection.")] = None,
     window: Annotated[int | None, typer.Option(
         help="Turns each agent sees (its persona is always kept; 0 = all; default 12).")] = None,
+    repeat_ratio: Annotated[float | None, typer.Option(
+        help="How alike (word by word, 0-1) a turn must be to the one before it or to its "
+        "speaker's last line to end the conversation as a loop (default 0.9; 1 = only "
+        "word-for-word repeats).")] = None,
     goal: Annotated[str | None, typer.Option(
         help="The simulated user's goal ('{name}' is the persona's name).")] = None,
     template: Annotated[str | None, typer.Option(
@@ -405,9 +409,9 @@ def simulate(
         personas=personas, user_personas=user_personas, user_script=user_script,
         group=group or None, policy=policy, turns=turns, conversations=conversations,
         model=model, judge=judge, metrics=_csv(metrics), vector=vector, layer=layer,
-        window=window, goal=goal, template=template, max_tokens=max_tokens,
-        temperature=temperature, seed=seed, max_facts=max_facts, limit=limit,
-        concurrency=concurrency)
+        window=window, repeat_ratio=repeat_ratio, goal=goal, template=template,
+        max_tokens=max_tokens, temperature=temperature, seed=seed, max_facts=max_facts,
+        limit=limit, concurrency=concurrency)
     result = run_simulation(config, out, use_cache=not no_cache)
     print_sim_summary(result.summary, skip_warnings=result.warnings)
     typer.echo(f"{result.model_calls} model calls, {result.cache_hits} from the cache; "

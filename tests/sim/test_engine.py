@@ -305,3 +305,18 @@ def test_judge_policy_asks_in_words_when_the_judge_has_no_probabilities(
     picks = [r for _, r in engine.store.items("speaker")]
     assert len(picks) == 4 and {p["method"] for p in picks} == {"text"}
     assert judge.probes == 1 and judge.calls == 4  # one probe, then words only
+
+
+def test_repeat_ratio_decides_what_counts_as_a_loop(tmp_path: Path) -> None:
+    """An echo with one word changed in ten stops at 0.9, not at 1.0 (word for word only)."""
+    base = "I fix cars in Enugu with my two young apprentices every single day"
+
+    for ratio, reason in ((0.9, "repetition"), (1.0, "max_turns")):
+        calls = iter(range(100))
+        echo = ScriptedModel(lambda m, p: base.replace("single", f"w{next(calls)}"),
+                             name=f"e{ratio}")
+        engine = _engine(tmp_path / str(ratio), echo,
+                         max_turns=4, window=0, repeat_ratio=ratio)
+        asyncio.run(engine.run([ConversationPlan("c", (BO, ANA))], concurrency=1,
+                               progress="off"))
+        assert engine.store.get("end", "c")["stop_reason"] == reason, ratio

@@ -241,3 +241,25 @@ def test_a_bundled_judge_is_named_in_the_warnings(tmp_path: Path) -> None:
     result = run_simulation(cfg, tmp_path / "run", use_cache=False,
                             model=ScriptedModel(["Hi.", "Hello there, traveller."], name="a"))
     assert any("judge is the bundled" in w for w in result.summary["warnings"])
+
+
+def test_a_judge_that_cannot_prefill_still_scores_from_probabilities(tmp_path: Path) -> None:
+    """Like the openai backend: no prefilled answer, but logprobs; fidelity is then read
+    without the prefill, not asked in words."""
+    class NoPrefill(ScriptedModel):
+        async def score_choices(self, messages: Sequence[Message], choices: Sequence[str], *,
+                                prefill: str = "") -> ChoiceScores:
+            if prefill:
+                raise CapabilityError("cannot prefill")
+            return await super().score_choices(messages, choices)
+
+    judge = NoPrefill(["5"], name="np", choices={"4": 0.5, "5": 0.5, "neutral": 1.0})
+    cfg = SimConfig(personas=str(_personas(tmp_path)), group=True, turns=4, progress="off",
+                    model="scripted:agents", judge="scripted:np", metrics=["fidelity", "leak"])
+    result = run_simulation(cfg, tmp_path / "run", use_cache=False, judge=judge,
+                            model=ScriptedModel(agent_lines, name="agents"))
+    from personae.runtime.store import RunStore
+
+    records = [r for _, r in RunStore(result.run_dir).items("fidelity")]
+    assert len(records) == 4 and {r["method"] for r in records} == {"logprobs"}
+    assert all(r["value"] == 4.5 for r in records)

@@ -21,6 +21,7 @@ from personae.errors import InputError, describe_validation
 from personae.persona import Persona, Template, render_system_prompt
 from personae.sim.agents import Agent, scene_prompt
 from personae.sim.engine import POLICIES, ConversationPlan, Policy
+from personae.sim.termination import REPEAT_RATIO
 
 METRIC_IDS: tuple[str, ...] = ("fidelity", "consistency", "similarity", "leak", "echo",
                                "projection")
@@ -55,6 +56,7 @@ class SimConfig(BaseModel):
     vector: str | None = None  # persona vector file, for the projection metric
     layer: int | None = Field(default=None, ge=0)
     window: int = Field(default=12, ge=0)  # turns each agent sees (0: all)
+    repeat_ratio: float = Field(default=REPEAT_RATIO, gt=0, le=1)  # a loop: this similar
     goal: str | None = None
     template: str = "card"
     max_tokens: int = Field(default=96, ge=1, le=32768)

@@ -23,7 +23,7 @@ from personae.models import ChatParams, Message
 from personae.runtime import ProgressReporter, Runner
 from personae.runtime.store import RunStore
 from personae.sim.agents import Agent, Turn, clean_reply, egocentric_view
-from personae.sim.termination import StopReason, is_repetition, stop_reason
+from personae.sim.termination import REPEAT_RATIO, StopReason, is_repetition, stop_reason
 
 Policy = Literal["round-robin", "judge"]
 POLICIES: tuple[str, ...] = ("round-robin", "judge")
@@ -48,6 +48,7 @@ class ConversationState:
 
     plan: ConversationPlan
     window: int
+    repeat_ratio: float = REPEAT_RATIO
     recent: deque[Turn] = field(init=False)
     n_turns: int = 0
     counts: dict[str, int] = field(default_factory=dict)
@@ -63,7 +64,8 @@ class ConversationState:
         to the turn before it or to the speaker's own last line (a script may repeat)."""
         earlier = [self.recent[-1].text if self.recent else None,
                    self.last_text.get(turn.speaker)]
-        self.repeated = not turn.scripted and is_repetition(turn.text, earlier)
+        self.repeated = not turn.scripted and is_repetition(turn.text, earlier,
+                                                            ratio=self.repeat_ratio)
         self.recent.append(turn)
         self.n_turns = turn.index + 1
         self.counts[turn.speaker] = turn.turn
@@ -74,12 +76,12 @@ class ConversationState:
         return self.recent[-1].speaker if self.recent else None
 
 
-def load_states(store: RunStore, plans: Sequence[ConversationPlan],
-                window: int) -> dict[str, ConversationState]:
+def load_states(store: RunStore, plans: Sequence[ConversationPlan], window: int,
+                repeat_ratio: float = REPEAT_RATIO) -> dict[str, ConversationState]:
     """Each conversation's state as stored (empty for the ones not started). A conversation
     whose last turn was stored without its end record (killed in between) has no
     ``stop_reason`` yet: `Engine.run` works it out again from that turn."""
-    states = {p.id: ConversationState(p, window) for p in plans}
+    states = {p.id: ConversationState(p, window, repeat_ratio) for p in plans}
     for _, rec in store.items("turn"):
         state = states.get(rec["conversation_id"])
         if state is not None:
@@ -105,10 +107,11 @@ class Engine:
     failures: list[str] = field(default_factory=list)
     on_turn: Callable[[Turn], None] | None = None
     judge_in_words: bool = False  # set once the judge turns out to give no probabilities
+    repeat_ratio: float = REPEAT_RATIO  # word-sequence similarity that counts as a loop
 
     async def run(self, plans: Sequence[ConversationPlan], *, concurrency: int,
                   progress: str = "auto") -> dict[str, ConversationState]:
-        states = load_states(self.store, plans, self.window)
+        states = load_states(self.store, plans, self.window, self.repeat_ratio)
         for state in states.values():
             if state.stop_reason is None and state.recent:
                 self.check_stop(state)

@@ -113,21 +113,27 @@ async def run_judgements(store: RunStore, runner: Runner, jobs: Sequence[Job], *
         return
     reporter = ProgressReporter("simulate: judging turns", len(todo), mode=progress)
     pending = iter(todo)
-    no_logprobs = False
+    no_logprobs = no_prefill = False
 
     async def judge_one(job: Job) -> dict[str, Any]:
-        nonlocal no_logprobs
-        if not no_logprobs:
+        nonlocal no_logprobs, no_prefill
+        while not no_logprobs:
+            prefill = "" if no_prefill else job.prefill
             try:
                 scores = await runner.score_choices(job.messages, list(job.choices),
-                                                    prefill=job.prefill)
-                if scores.coverage >= MIN_COVERAGE:
-                    return {"value": job.from_scores(scores), "method": "logprobs",
-                            "probs": scores.probs, "coverage": scores.coverage}
+                                                    prefill=prefill)
             except CapabilityError:
+                if prefill:  # a chat API cannot prefill, but may still give logprobs
+                    no_prefill = True
+                    continue
                 no_logprobs = True
+                break
             except NoChoiceMassError:
-                pass
+                break
+            if scores.coverage < MIN_COVERAGE:
+                break
+            return {"value": job.from_scores(scores), "method": "logprobs",
+                    "probs": scores.probs, "coverage": scores.coverage}
         reply = await runner.chat(job.messages, ChatParams(temperature=0.0, max_tokens=16))
         return {"value": job.from_text(reply.text), "method": "text", "raw": reply.text}
 

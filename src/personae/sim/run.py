@@ -121,7 +121,8 @@ class SimRun:
                  if self.judge else None)
         engine = Engine(store, runner, ChatParams(max_tokens=cfg.max_tokens,
                                                   temperature=cfg.temperature, seed=cfg.seed),
-                        cfg.turns, cfg.window, cfg.policy, judge, self.failures)
+                        cfg.turns, cfg.window, cfg.policy, judge, self.failures,
+                        repeat_ratio=cfg.repeat_ratio)
         try:
             await engine.run(self.plans, concurrency=runner.concurrency, progress=cfg.progress)
         finally:
