@@ -9,7 +9,7 @@ import json
 import os
 import subprocess
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, Self
 
@@ -91,3 +91,39 @@ class ChildServer:
             if self.proc.stdout:
                 self.proc.stdout.close()
             self.proc = None
+
+
+def environment(*packages: str) -> dict[str, Any]:
+    """The machine and the versions of ``packages`` (None when one is missing), and the
+    load average as the run starts: the machines are shared, so a number needs its context."""
+    import platform
+
+    env: dict[str, Any] = {"python": platform.python_version(), "cpus": os.cpu_count(),
+                           "platform": platform.platform(), "processor": platform.processor()}
+    for name in packages:
+        try:
+            env[name] = __import__(name).__version__
+        except Exception:  # noqa: BLE001 - a missing optional backend is recorded as such
+            env[name] = None
+    try:
+        env["load_average_at_start"] = [round(x, 2) for x in os.getloadavg()]
+    except OSError:
+        pass
+    return env
+
+
+def finish(out: Path, results: dict[str, Any], started: float,
+           print_table: Callable[[dict[str, Any]], None]) -> int:
+    """Record the total time and the closing load average, write ``out``, print the table."""
+    import time
+
+    results["total_wall_s"] = round(time.perf_counter() - started, 1)
+    try:  # includes this run's own load (about 2 on 2 cores); more means something else ran
+        results["environment"]["load_average_at_end"] = [round(x, 2) for x in os.getloadavg()]
+    except OSError:
+        pass
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(results, indent=2) + "\n")
+    print_table(results)
+    print(f"\nwrote {out} ({results['total_wall_s']:.0f} s)")
+    return 0

@@ -57,8 +57,6 @@ from __future__ import annotations
 import argparse
 import json
 import math
-import os
-import platform
 import re
 import shutil
 import statistics
@@ -85,7 +83,14 @@ from personae.testing.llama_server import LlamaServer
 from personae.testing.loopback import LoopbackServer
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _worker import ChildServer, child_env, serve_forever  # noqa: E402  (scripts, not a package)
+# benchmarks are scripts, not a package: _worker is found on the path above
+from _worker import (  # noqa: E402
+    ChildServer,
+    child_env,
+    environment,
+    finish,
+    serve_forever,
+)
 
 DELAY_S = 0.05  # the loopback server's reply delay
 TARGET_SPEEDUP = 20.0  # personae vs the sequential loop, against the 50 ms server
@@ -487,24 +492,6 @@ def bench_server(server: Any, label: str, limit: int, max_tokens: int, concurren
 # --------------------------------------------------------------------------------------------
 
 
-def _environment() -> dict[str, Any]:
-    import openai
-
-    env: dict[str, Any] = {"python": platform.python_version(), "cpus": os.cpu_count(),
-                           "platform": platform.platform(), "openai": openai.__version__}
-    try:
-        import llama_cpp
-
-        env["llama_cpp"] = llama_cpp.__version__
-    except ImportError:
-        env["llama_cpp"] = None
-    try:
-        env["load_average_at_start"] = [round(x, 2) for x in os.getloadavg()]
-    except OSError:
-        pass
-    return env
-
-
 def _import_time_s() -> float:
     """Seconds for a fresh interpreter to import what ``personae eval`` imports (the CLI,
     the eval engine and what it pulls in, the openai SDK): the floor of any eval run.
@@ -558,6 +545,10 @@ def print_table(res: dict[str, Any]) -> None:
         print(f"  {name} targets: {met}; calls match the loop: {r['calls_match']}")
 
 
+# Versions recorded with the results.
+ENV_PACKAGES = ("openai", "llama_cpp")
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true", help="smoke run: fewer probes")
@@ -591,7 +582,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     rounds = args.rounds or (1 if args.quick else 3)
     llama_rounds = args.llama_rounds or (1 if args.quick else 2)
 
-    results: dict[str, Any] = {"quick": args.quick, "environment": _environment(),
+    results: dict[str, Any] = {"quick": args.quick, "environment": environment(*ENV_PACKAGES),
                                "targets": {"speedup_vs_sequential_50ms": TARGET_SPEEDUP,
                                            "cached_rerun_share_of_first": TARGET_RERUN_SHARE},
                                "personae_eval_import_s": _import_time_s(), "servers": {}}
@@ -628,12 +619,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 results["servers"]["llama_cpp_server"] = {"error": f"{type(exc).__name__}: "
                                                                    f"{exc}"}
                 print(f"llama_cpp.server row failed: {exc}", flush=True)
-    results["total_wall_s"] = round(time.perf_counter() - started, 1)
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(results, indent=2) + "\n")
-    print_table(results)
-    print(f"\nwrote {args.out} ({results['total_wall_s']:.0f} s)")
-    return 0
+    return finish(args.out, results, started, print_table)
 
 
 if __name__ == "__main__":

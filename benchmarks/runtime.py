@@ -25,7 +25,6 @@ import argparse
 import asyncio
 import json
 import os
-import platform
 import sys
 import time
 from collections.abc import Sequence
@@ -34,7 +33,13 @@ from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _worker import ChildServer, run_worker  # noqa: E402  (scripts, not a package)
+# benchmarks are scripts, not a package: _worker is found on the path above
+from _worker import (  # noqa: E402
+    ChildServer,
+    environment,
+    finish,
+    run_worker,
+)
 
 if (ROOT / "src" / "personae").is_dir() and str(ROOT / "src") not in sys.path:
     sys.path.insert(0, str(ROOT / "src"))  # run from a checkout without installing
@@ -196,10 +201,14 @@ def worker_llama_direct(k: int, max_tokens: int) -> dict[str, Any]:
     import llama_cpp
 
     from personae.models.bundled import bundled_gguf_path
+    from personae.models.llamacpp import model_params
 
     requests = _chat_requests(k, max_tokens)
-    llm = llama_cpp.Llama(model_path=str(bundled_gguf_path()), n_ctx=4096,
-                          n_threads=os.cpu_count(), logits_all=False, verbose=False)
+    # Loaded as personae loads it (no extra CPU buffer types): wheels built with AMX die with
+    # SIGILL on VMs that advertise AMX but fault on it, and the comparison stays like for like.
+    with model_params(extra_buffers=False):
+        llm = llama_cpp.Llama(model_path=str(bundled_gguf_path()), n_ctx=4096,
+                              n_threads=os.cpu_count(), logits_all=False, verbose=False)
 
     def call(req: ChatRequest) -> int:
         p = req.params
@@ -289,23 +298,6 @@ WORKERS = {"llama-direct": worker_llama_direct, "llama-personae": worker_llama_p
 # --------------------------------------------------------------------------------------------
 
 
-def _environment() -> dict[str, Any]:
-    import openai
-
-    env: dict[str, Any] = {"python": platform.python_version(), "cpus": os.cpu_count(),
-                           "platform": platform.platform(), "openai": openai.__version__}
-    try:
-        env["load_average_at_start"] = [round(x, 2) for x in os.getloadavg()]
-    except OSError:
-        pass
-    for name in ("llama_cpp", "torch", "transformers"):
-        try:
-            env[name] = __import__(name).__version__
-        except Exception:  # noqa: BLE001 - a missing optional backend is recorded as such
-            env[name] = None
-    return env
-
-
 def print_table(res: dict[str, Any]) -> None:
     print()
     a = res.get("openai")
@@ -343,6 +335,10 @@ def print_table(res: dict[str, Any]) -> None:
               f"{h['batched']['tokens_per_s']:>9.1f}{h['batched_vs_single']:>9.2f}")
 
 
+# Versions recorded with the results.
+ENV_PACKAGES = ("openai", "llama_cpp", "torch", "transformers")
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true", help="smoke run: fewer requests")
@@ -365,7 +361,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     n_serial = args.serial_requests or (100 if args.quick else n)
     repeats = args.repeats or (1 if args.quick else 5)
 
-    results: dict[str, Any] = {"quick": args.quick, "environment": _environment()}
+    results: dict[str, Any] = {"quick": args.quick, "environment": environment(*ENV_PACKAGES)}
     started = time.perf_counter()
     if not args.skip_openai:
         results["openai"] = bench_openai(n, n_serial, repeats)
@@ -378,12 +374,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print("(b) hf:bundled single vs batched ...", flush=True)
         results["hf"] = bench_hf(k=4 if args.quick else 16, max_tokens=16 if args.quick else 32)
         results["local_wall_s"] = round(time.perf_counter() - t, 1)
-    results["total_wall_s"] = round(time.perf_counter() - started, 1)
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(results, indent=2) + "\n")
-    print_table(results)
-    print(f"\nwrote {args.out} ({results['total_wall_s']:.0f} s)")
-    return 0
+    return finish(args.out, results, started, print_table)
 
 
 if __name__ == "__main__":

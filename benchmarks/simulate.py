@@ -48,8 +48,6 @@ import gc
 import hashlib
 import json
 import math
-import os
-import platform
 import sqlite3
 import statistics
 import sys
@@ -64,7 +62,14 @@ from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _worker import ChildServer, run_worker, serve_forever  # noqa: E402  (scripts, not a package)
+# benchmarks are scripts, not a package: _worker is found on the path above
+from _worker import (  # noqa: E402
+    ChildServer,
+    environment,
+    finish,
+    run_worker,
+    serve_forever,
+)
 
 if (ROOT / "src" / "personae").is_dir() and str(ROOT / "src") not in sys.path:
     sys.path.insert(0, str(ROOT / "src"))  # run from a checkout without installing
@@ -470,22 +475,6 @@ WORKERS = {"throughput": worker_throughput, "memory": worker_memory}
 # --------------------------------------------------------------------------------------------
 
 
-def _environment() -> dict[str, Any]:
-    import openai
-
-    env: dict[str, Any] = {"python": platform.python_version(), "cpus": os.cpu_count(),
-                           "platform": platform.platform(), "openai": openai.__version__}
-    try:
-        env["personae"] = __import__("personae").__version__
-    except Exception:  # noqa: BLE001 - recorded as unknown
-        env["personae"] = None
-    try:
-        env["load_average_at_start"] = [round(x, 2) for x in os.getloadavg()]
-    except OSError:
-        pass
-    return env
-
-
 def print_table(res: dict[str, Any]) -> None:
     a = res.get("throughput")
     if a:
@@ -540,6 +529,10 @@ def print_table(res: dict[str, Any]) -> None:
                   " bytes/turn")
 
 
+# Versions recorded with the results.
+ENV_PACKAGES = ("openai", "personae")
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true", help="smoke run: fewer conversations")
@@ -575,7 +568,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     mem_turns = [int(x) for x in (args.memory_turns or ("10,40" if args.quick
                                                         else "10,40,160")).split(",")]
 
-    results: dict[str, Any] = {"quick": args.quick, "environment": _environment(),
+    results: dict[str, Any] = {"quick": args.quick, "environment": environment(*ENV_PACKAGES),
                                "targets": {"speedup_c32_vs_c1_50ms": TARGET_SPEEDUP_C32}}
     started = time.perf_counter()
     if not args.skip_throughput:
@@ -583,14 +576,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                                                  LONG_WORDS)
     if not args.skip_memory:
         results["memory"] = bench_memory(mem_conv, mem_turns)
-    results["total_wall_s"] = round(time.perf_counter() - started, 1)
-    # Includes this run's own load (about 2 on 2 cores); more means something else ran too.
-    results["environment"]["load_average_at_end"] = [round(x, 2) for x in os.getloadavg()]
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(results, indent=2) + "\n")
-    print_table(results)
-    print(f"\nwrote {args.out} ({results['total_wall_s']:.0f} s)")
-    return 0
+    return finish(args.out, results, started, print_table)
 
 
 if __name__ == "__main__":

@@ -43,8 +43,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import os
-import platform
 import statistics
 import sys
 import time
@@ -54,7 +52,12 @@ from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _worker import run_worker  # noqa: E402  (benchmarks are scripts, not a package)
+# benchmarks are scripts, not a package: _worker is found on the path above
+from _worker import (  # noqa: E402
+    environment,
+    finish,
+    run_worker,
+)
 
 if (ROOT / "src" / "personae").is_dir() and str(ROOT / "src") not in sys.path:
     sys.path.insert(0, str(ROOT / "src"))  # run from a checkout without installing
@@ -409,21 +412,6 @@ def _run_worker(name: str, **kwargs: Any) -> dict[str, Any]:
 WORKERS = {"survey": worker_survey, "steer": worker_steer}
 
 
-def _environment() -> dict[str, Any]:
-    env: dict[str, Any] = {"python": platform.python_version(), "cpus": os.cpu_count(),
-                           "platform": platform.platform(), "processor": platform.processor()}
-    try:
-        env["load_average_at_start"] = [round(x, 2) for x in os.getloadavg()]
-    except OSError:
-        pass
-    for name in ("personae", "llama_cpp", "torch", "transformers", "numpy"):
-        try:
-            env[name] = __import__(name).__version__
-        except Exception:  # noqa: BLE001 - a missing optional backend is recorded as such
-            env[name] = None
-    return env
-
-
 def print_table(res: dict[str, Any]) -> None:
     s = res.get("survey")
     if s:
@@ -463,6 +451,10 @@ def print_table(res: dict[str, Any]) -> None:
               f"unsteered time")
 
 
+# Versions recorded with the results.
+ENV_PACKAGES = ("personae", "llama_cpp", "torch", "transformers", "numpy")
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true", help="smoke run: fewer items and repeats")
@@ -490,7 +482,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     repeats = args.repeats or (2 if args.quick else 5)
 
     results: dict[str, Any] = {
-        "quick": args.quick, "environment": _environment(),
+        "quick": args.quick, "environment": environment(*ENV_PACKAGES),
         "targets": {"logprob_vs_generate_items_per_s": TARGET_LOGPROB_RATIO,
                     "hook_overhead_max": TARGET_HOOK_OVERHEAD}}
     started = time.perf_counter()
@@ -502,14 +494,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"(b) hf:bundled: {args.prompts} prompts x {max_tokens} tokens, {repeats} repeats "
               "per condition", flush=True)
         results["steer"] = bench_steer(args.prompts, max_tokens, repeats)
-    results["total_wall_s"] = round(time.perf_counter() - started, 1)
-    # Includes this run's own load (about 2 on 2 cores); more means something else ran too.
-    results["environment"]["load_average_at_end"] = [round(x, 2) for x in os.getloadavg()]
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(results, indent=2) + "\n")
-    print_table(results)
-    print(f"\nwrote {args.out} ({results['total_wall_s']:.0f} s)")
-    return 0
+    return finish(args.out, results, started, print_table)
 
 
 if __name__ == "__main__":

@@ -2,15 +2,14 @@
 
 from __future__ import annotations
 
-import hashlib
-import json
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import Field, field_validator
 
 from personae.errors import InputError
 from personae.evals.personagym import TASKS
+from personae.runtime.settings import RunSettings
 
 SUITES: tuple[str, ...] = ("fidelity", "consistency", "atomic")
 # The persona itself plus the two controls every eval runs on the same probes.
@@ -18,14 +17,14 @@ CONDITIONS: tuple[str, ...] = ("persona", "no_persona", "assistant")
 ASSISTANT_PROMPT = "You are a helpful assistant."
 
 
-class EvalConfig(BaseModel):
+class EvalConfig(RunSettings):
     """Everything that decides what an eval run computes.
 
     >>> EvalConfig(suites=["fidelity"]).judges
     ['bundled']
     """
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    KIND = "eval"
 
     personas: str = "personagym"
     model: str = "bundled"
@@ -65,20 +64,6 @@ class EvalConfig(BaseModel):
         if not v:
             raise ValueError("at least one --judge is needed")
         return list(dict.fromkeys(v))
-
-    def identity(self, personas_digest: str) -> dict[str, Any]:
-        """The settings a stored run must share with this one to be resumed by it.
-
-        ``limit``, concurrency and progress are left out: a larger limit extends a run, and
-        how fast it goes does not change what it computes.
-        """
-        data = self.model_dump(exclude={"limit", "concurrency", "progress"})
-        data["personas_digest"] = personas_digest
-        return data
-
-    def digest(self) -> str:
-        blob = json.dumps(self.model_dump(exclude={"concurrency", "progress"}), sort_keys=True)
-        return hashlib.sha256(blob.encode()).hexdigest()[:10]
 
 
 def _known(what: str, given: list[str], allowed: tuple[str, ...]) -> list[str]:

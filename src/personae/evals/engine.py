@@ -129,7 +129,7 @@ class EvalRun:
         self.question_file = (load_question_file(config.questions)
                               if config.questions not in ("auto", "benchmark-v1", "generate")
                               else None)
-        identity = config.identity(digest)
+        identity = config.identity(personas_digest=digest)
         if self.question_file is not None:
             identity["questions_digest"] = short_hash(json.dumps(self.question_file,
                                                                  sort_keys=True))

@@ -21,8 +21,6 @@ from personae.persona.sample import resolve_personas
 from personae.runtime import ResponseCache
 from personae.runtime.store import RunStore, open_store, summarise_once
 
-RUNS_DIR = Path("personae-runs")
-
 
 @dataclass
 class EvalResult:
@@ -31,11 +29,6 @@ class EvalResult:
     failures: list[str]
     model_calls: int
     cache_hits: int
-
-
-def default_run_dir(config: EvalConfig) -> Path:
-    """``personae-runs/eval-<settings digest>``: the same command always finds its run."""
-    return RUNS_DIR / f"eval-{config.digest()}"
 
 
 def run_eval(config: EvalConfig, out: str | Path | None = None, *, use_cache: bool = True,
@@ -53,7 +46,7 @@ def run_eval(config: EvalConfig, out: str | Path | None = None, *, use_cache: bo
     >>> result.summary["fidelity"]["by_condition"]["persona"]["tasks"]["Toxicity"]["value"]
     4.0
     """
-    run_dir = Path(out) if out is not None else default_run_dir(config)
+    run_dir = Path(out) if out is not None else config.default_run_dir()
     store = RunStore(run_dir)
     cache = ResponseCache() if use_cache else None
     start = time.monotonic()

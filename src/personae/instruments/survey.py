@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import Field, ValidationError, field_validator
 
 from personae._files import atomic_write
 from personae.errors import InputError, describe_validation
@@ -44,9 +44,9 @@ from personae.models.spec import parse_model_spec
 from personae.persona import Persona, load_template, render_system_prompt
 from personae.persona.sample import resolve_personas
 from personae.runtime import ProgressReporter, ResponseCache, Runner
+from personae.runtime.settings import RunSettings
 from personae.runtime.store import RunStore, summarise_once
 
-RUNS_DIR = Path("personae-runs")
 BARE = "model"  # the respondent id of the bare model (no persona)
 BUNDLED_WARNING = (
     "The model is the bundled SmolLM2-135M: its questionnaire answers are close to noise "
@@ -54,14 +54,15 @@ BUNDLED_WARNING = (
     "with a capable model for real measurements.")
 
 
-class SurveyConfig(BaseModel):
+class SurveyConfig(RunSettings):
     """Everything that decides what a survey run computes.
 
     >>> SurveyConfig(variants=["base", "reversed"]).instrument
     'ipip-120'
     """
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    KIND = "survey"
+    EXTENDS = frozenset({"limit", "items"})  # a larger one extends a run
 
     personas: str | None = None
     model: str = "bundled"
@@ -90,19 +91,6 @@ class SurveyConfig(BaseModel):
         if not v:
             raise ValueError("at least one variant is needed")
         return list(dict.fromkeys(v))
-
-    def identity(self, **digests: str) -> dict[str, Any]:
-        """The settings a stored run must share with this one to be resumed by it.
-
-        ``limit`` and ``items`` are left out (a larger one extends a run), and so are
-        concurrency and progress (how fast it goes does not change what it computes).
-        """
-        data = self.model_dump(exclude={"limit", "items", "concurrency", "progress"})
-        return {**data, **digests}
-
-    def digest(self) -> str:
-        blob = json.dumps(self.model_dump(exclude={"concurrency", "progress"}), sort_keys=True)
-        return hashlib.sha256(blob.encode()).hexdigest()[:10]
 
 
 def build_survey_config(**given: Any) -> SurveyConfig:
@@ -302,11 +290,6 @@ class SurveyResult:
     warnings_shown: list[str] = field(default_factory=list)
 
 
-def default_run_dir(config: SurveyConfig) -> Path:
-    """``personae-runs/survey-<settings digest>``: the same command always finds its run."""
-    return RUNS_DIR / f"survey-{config.digest()}"
-
-
 def run_survey(config: SurveyConfig, out: str | Path | None = None, *, use_cache: bool = True,
                model: Model | None = None) -> SurveyResult:
     """Run (or resume) a survey and write ``summary.json`` and ``report.html``.
@@ -321,7 +304,7 @@ def run_survey(config: SurveyConfig, out: str | Path | None = None, *, use_cache
     >>> run_survey(cfg, result.run_dir, model=m, use_cache=False).model_calls  # resumed: done
     0
     """
-    run_dir = Path(out) if out is not None else default_run_dir(config)
+    run_dir = Path(out) if out is not None else config.default_run_dir()
     run = SurveyRun(config, model=model)
     store = RunStore(run_dir)
     cache = ResponseCache() if use_cache and config.mode == "generate" else None

@@ -2,25 +2,17 @@
 
 from __future__ import annotations
 
-import hashlib
-import json
 from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import (
-    BaseModel,
-    ConfigDict,
-    Field,
-    ValidationError,
-    field_validator,
-    model_validator,
-)
+from pydantic import Field, ValidationError, field_validator, model_validator
 
 from personae.errors import InputError, describe_validation
 from personae.persona import Persona, Template, render_system_prompt
+from personae.runtime.settings import RunSettings
 from personae.sim.agents import Agent, scene_prompt
-from personae.sim.engine import POLICIES, ConversationPlan, Policy
+from personae.sim.engine import ConversationPlan, Policy
 from personae.sim.termination import REPEAT_RATIO
 
 METRIC_IDS: tuple[str, ...] = ("fidelity", "consistency", "similarity", "leak", "echo",
@@ -34,14 +26,14 @@ DEFAULT_GOAL = ("Get to know {name}: ask about their life, their work and their 
                 "question at a time, and react to what they say.")
 
 
-class SimConfig(BaseModel):
+class SimConfig(RunSettings):
     """Everything that decides what a simulation run computes.
 
     >>> SimConfig(turns=4).window
     12
     """
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    KIND = "simulate"
 
     personas: str = "sample:chinedu-enugu-mechanic"
     user_personas: str | None = None  # None: the built-in simulated user
@@ -66,13 +58,6 @@ class SimConfig(BaseModel):
     limit: int | None = Field(default=None, ge=1)
     concurrency: int | None = Field(default=None, ge=1)
     progress: Literal["auto", "bar", "lines", "off"] = "auto"
-
-    @field_validator("policy")
-    @classmethod
-    def _known_policy(cls, v: str) -> str:
-        if v not in POLICIES:
-            raise ValueError(f"unknown policy {v!r}; choose from {', '.join(POLICIES)}")
-        return v
 
     @field_validator("metrics")
     @classmethod
@@ -101,16 +86,6 @@ class SimConfig(BaseModel):
         if self.user_script and self.user_personas:
             raise ValueError("give --user-personas or --user-script, not both")
         return self
-
-    def identity(self, **digests: str) -> dict[str, Any]:
-        """What a stored run must share with this one to be resumed by it (``limit`` and
-        how fast it goes are left out)."""
-        data = self.model_dump(exclude={"limit", "concurrency", "progress"})
-        return {**data, **digests}
-
-    def digest(self) -> str:
-        blob = json.dumps(self.model_dump(exclude={"concurrency", "progress"}), sort_keys=True)
-        return hashlib.sha256(blob.encode()).hexdigest()[:10]
 
     def active_metrics(self) -> list[str]:
         """The metrics this run computes: those asked for, else every one that applies

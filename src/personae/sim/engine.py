@@ -26,7 +26,6 @@ from personae.sim.agents import Agent, Turn, clean_reply, egocentric_view
 from personae.sim.termination import REPEAT_RATIO, StopReason, is_repetition, stop_reason
 
 Policy = Literal["round-robin", "judge"]
-POLICIES: tuple[str, ...] = ("round-robin", "judge")
 
 
 @dataclass(frozen=True)

@@ -29,7 +29,6 @@ from personae.sim.config import DEFAULT_USER, SimConfig, load_script, plan_conve
 from personae.sim.engine import ConversationPlan, Engine
 from personae.sim.judging import judge_jobs, project_turns, run_judgements
 
-RUNS_DIR = Path("personae-runs")
 BUNDLED_WARNING = (
     "The model is the bundled SmolLM2-135M: it stays in character for a few sentences, then "
     "rambles. The curves show that the pipeline works; use --model (and --judge) with capable "
@@ -47,11 +46,6 @@ class SimResult:
     model_calls: int
     cache_hits: int
     warnings: list[str] = field(default_factory=list)
-
-
-def default_run_dir(config: SimConfig) -> Path:
-    """``personae-runs/simulate-<settings digest>``: the same command finds its run again."""
-    return RUNS_DIR / f"simulate-{config.digest()}"
 
 
 def _digest(text: str) -> str:
@@ -203,7 +197,7 @@ def run_simulation(config: SimConfig, out: str | Path | None = None, *, use_cach
     >>> run_simulation(cfg, result.run_dir, model=m, use_cache=False).model_calls  # done
     0
     """
-    run_dir = Path(out) if out is not None else default_run_dir(config)
+    run_dir = Path(out) if out is not None else config.default_run_dir()
     run = SimRun(config, model=model, judge=judge)
     store = RunStore(run_dir)
     cache = ResponseCache() if use_cache else None
