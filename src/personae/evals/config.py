@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any, Literal
 
 from pydantic import Field, field_validator
@@ -25,6 +24,7 @@ class EvalConfig(RunSettings):
     """
 
     KIND = "eval"
+    FILES = ("personas", "questions")
 
     personas: str = "personagym"
     model: str = "bundled"
@@ -93,16 +93,4 @@ def build_config(preset: str | None, **given: Any) -> EvalConfig:
             raise InputError(f"unknown preset {preset!r}; choose from {', '.join(PRESETS)}")
         base = dict(PRESETS[preset])
     base.update({k: v for k, v in given.items() if v is not None})
-    # Files are remembered by absolute path, so `report` and `rescore` work from anywhere.
-    for key in ("personas", "questions"):
-        value = base.get(key)
-        if isinstance(value, str) and ":" not in value and Path(value).is_file():
-            base[key] = str(Path(value).resolve())
-    from pydantic import ValidationError
-
-    from personae.errors import describe_validation
-
-    try:
-        return EvalConfig(**base)
-    except ValidationError as exc:
-        raise InputError(describe_validation(exc, whole="eval settings")) from None
+    return EvalConfig.from_given(base)

@@ -20,10 +20,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import Field, ValidationError, field_validator
+from pydantic import Field, field_validator
 
 from personae._files import atomic_write
-from personae.errors import InputError, describe_validation
+from personae.errors import InputError
 from personae.instruments.administer import (
     MODES,
     ItemAnswer,
@@ -63,6 +63,7 @@ class SurveyConfig(RunSettings):
 
     KIND = "survey"
     EXTENDS = frozenset({"limit", "items"})  # a larger one extends a run
+    FILES = ("personas", "instrument", "template")
 
     personas: str | None = None
     model: str = "bundled"
@@ -95,15 +96,7 @@ class SurveyConfig(RunSettings):
 
 def build_survey_config(**given: Any) -> SurveyConfig:
     """Settings from what the user gave (None means not given); files become absolute."""
-    values = {k: v for k, v in given.items() if v is not None}
-    for key in ("personas", "instrument", "template"):
-        value = values.get(key)
-        if isinstance(value, str) and Path(value).is_file():
-            values[key] = str(Path(value).resolve())
-    try:
-        return SurveyConfig(**values)
-    except ValidationError as exc:
-        raise InputError(describe_validation(exc, whole="survey settings")) from None
+    return SurveyConfig.from_given(given)
 
 
 def is_bundled(spec: str, model: Model | None = None) -> bool:

@@ -5,10 +5,13 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Self
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, ValidationError
+
+from personae.errors import InputError, describe_validation
 
 RUNS_DIR = Path("personae-runs")
 
@@ -26,6 +29,22 @@ class RunSettings(BaseModel):
     KIND: ClassVar[str] = "run"
     EXTENDS: ClassVar[frozenset[str]] = frozenset({"limit"})
     SPEED: ClassVar[frozenset[str]] = frozenset({"concurrency", "progress"})
+    FILES: ClassVar[tuple[str, ...]] = ()  # settings that may name a file
+
+    @classmethod
+    def from_given(cls, given: Mapping[str, Any]) -> Self:
+        """Settings from what the user gave (None: not given). A setting in ``FILES`` that
+        names a file is kept as its absolute path, so the run resumes (and ``report`` and
+        ``rescore`` work) from any directory; bad settings are one `InputError`."""
+        values = {k: v for k, v in given.items() if v is not None}
+        for key in cls.FILES:
+            value = values.get(key)
+            if isinstance(value, str) and ":" not in value and Path(value).is_file():
+                values[key] = str(Path(value).resolve())
+        try:
+            return cls(**values)
+        except ValidationError as exc:
+            raise InputError(describe_validation(exc, whole=f"{cls.KIND} settings")) from None
 
     def identity(self, **digests: str) -> dict[str, Any]:
         """The settings a stored run must share with this one to be resumed by it, plus

@@ -6,9 +6,9 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import Field, ValidationError, field_validator, model_validator
+from pydantic import Field, field_validator, model_validator
 
-from personae.errors import InputError, describe_validation
+from personae.errors import InputError
 from personae.persona import Persona, Template, render_system_prompt
 from personae.runtime.settings import RunSettings
 from personae.sim.agents import Agent, scene_prompt
@@ -34,6 +34,7 @@ class SimConfig(RunSettings):
     """
 
     KIND = "simulate"
+    FILES = ("personas", "user_personas", "user_script", "template", "vector")
 
     personas: str = "sample:chinedu-enugu-mechanic"
     user_personas: str | None = None  # None: the built-in simulated user
@@ -58,6 +59,11 @@ class SimConfig(RunSettings):
     limit: int | None = Field(default=None, ge=1)
     concurrency: int | None = Field(default=None, ge=1)
     progress: Literal["auto", "bar", "lines", "off"] = "auto"
+
+    @field_validator("judge", mode="before")
+    @classmethod
+    def _no_judge(cls, v: Any) -> Any:
+        return None if isinstance(v, str) and v.lower() == "none" else v  # --judge none
 
     @field_validator("metrics")
     @classmethod
@@ -98,17 +104,7 @@ class SimConfig(RunSettings):
 
 def build_sim_config(**given: Any) -> SimConfig:
     """Settings from what the user gave (None: not given); files become absolute paths."""
-    values = {k: v for k, v in given.items() if v is not None}
-    if isinstance(values.get("judge"), str) and values["judge"].lower() == "none":
-        values["judge"] = None
-    for key in ("personas", "user_personas", "user_script", "template", "vector"):
-        value = values.get(key)
-        if isinstance(value, str) and Path(value).is_file():
-            values[key] = str(Path(value).resolve())
-    try:
-        return SimConfig(**values)
-    except ValidationError as exc:
-        raise InputError(describe_validation(exc, whole="simulate settings")) from None
+    return SimConfig.from_given(given)
 
 
 def load_script(path: str) -> tuple[str, ...]:
