@@ -297,8 +297,8 @@ def run_survey(config: SurveyConfig, out: str | Path | None = None, *, use_cache
     >>> run_survey(cfg, result.run_dir, model=m, use_cache=False).model_calls  # resumed: done
     0
     """
-    run_dir = Path(out) if out is not None else config.default_run_dir()
     run = SurveyRun(config, model=model)
+    run_dir = Path(out) if out is not None else config.default_run_dir(run.identity)
     store = RunStore(run_dir)
     cache = ResponseCache() if use_cache and config.mode == "generate" else None
     run.cache = cache

@@ -51,10 +51,20 @@ class RunSettings(BaseModel):
         ``digests`` of what the settings only name (files' contents, model identities)."""
         return {**self.model_dump(exclude=set(self.EXTENDS | self.SPEED)), **digests}
 
-    def digest(self) -> str:
-        blob = json.dumps(self.model_dump(exclude=set(self.SPEED)), sort_keys=True)
+    def digest(self, identity: Mapping[str, Any] | None = None) -> str:
+        """A short hash of every setting but the speed ones, plus ``identity`` (the digests
+        of file contents and model identities), so a changed setting or file hashes anew.
+
+        >>> a = RunSettings()
+        >>> a.digest() == a.digest({}) != a.digest({"personas_digest": "x"})
+        True
+        """
+        blob = json.dumps({**self.model_dump(exclude=set(self.SPEED)), **(identity or {})},
+                          sort_keys=True)
         return hashlib.sha256(blob.encode()).hexdigest()[:10]
 
-    def default_run_dir(self) -> Path:
-        """``personae-runs/<kind>-<settings digest>``."""
-        return RUNS_DIR / f"{self.KIND}-{self.digest()}"
+    def default_run_dir(self, identity: Mapping[str, Any] | None = None) -> Path:
+        """``personae-runs/<kind>-<digest>``: the digest covers the settings and the run's
+        `identity` (persona, script and model contents), so editing a persona file and
+        re-running the same command starts a run of its own instead of being refused."""
+        return RUNS_DIR / f"{self.KIND}-{self.digest(identity)}"

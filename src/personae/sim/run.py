@@ -197,8 +197,8 @@ def run_simulation(config: SimConfig, out: str | Path | None = None, *, use_cach
     >>> run_simulation(cfg, result.run_dir, model=m, use_cache=False).model_calls  # done
     0
     """
-    run_dir = Path(out) if out is not None else config.default_run_dir()
     run = SimRun(config, model=model, judge=judge)
+    run_dir = Path(out) if out is not None else config.default_run_dir(run.identity)
     store = RunStore(run_dir)
     cache = ResponseCache() if use_cache else None
     start = time.monotonic()
