@@ -4,13 +4,16 @@ One *administration* is one respondent (persona or bare model, shaped or not) an
 variant. Per administration: domain means with a bootstrap CI over the domain's items,
 facet means, the acquiescence index, the unparsable rate (Wilson CI) and, in ``logprob``
 mode, the coverage. Across administrations: reliability per domain, the spread of domain
-means across variants, and for shaping runs Spearman's rho of measured score on level.
+means across variants, for shaping runs Spearman's rho of measured score on level, and for
+personas with declared ``traits`` the comparison of declared and measured levels
+(`declared_vs_measured`).
 """
 
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from personae import __version__
@@ -21,8 +24,9 @@ from personae.instruments.reliability import cronbach_alpha, mcdonald_omega
 from personae.instruments.robustness import variant_spread
 from personae.instruments.scoring import acquiescence_index, score_answers
 from personae.instruments.shaping import LEVELS
+from personae.persona import Persona
 from personae.stats import mean_ci, proportion_ci
-from personae.stats.correlation import spearman_ci
+from personae.stats.correlation import Correlation, pearson_ci, spearman_ci
 
 if TYPE_CHECKING:
     from personae.instruments.survey import SurveyRun
@@ -138,6 +142,157 @@ def shaping_section(q: Questionnaire, admins: list[dict[str, Any]],
             "units": "one administration per (respondent, level); rho over all of them"}
 
 
+# Persona.traits field → the domain id of the IPIP instruments (and of trait shaping).
+TRAIT_DOMAINS = {"neuroticism": "N", "extraversion": "E", "openness": "O",
+                 "agreeableness": "A", "conscientiousness": "C"}
+TRAIT_SCALE = (1.0, 5.0)  # Persona.traits is declared on this scale (BigFive)
+MIN_CORRELATION_N = 3  # pearson_ci's minimum: two points always lie on a line
+DECLARED_UNITS = (
+    "Measured: the persona's domain mean in its {variant!r} administration (95% CI over "
+    "the domain's items). Difference: measured − declared. Per domain, r is over personas; "
+    "pooled, over every (persona, domain) pair, which are not independent (up to five "
+    "per persona), so the pooled interval is optimistic. Mean differences: 95% bootstrap CI "
+    "over the same units.")
+
+
+@dataclass(frozen=True)
+class PersonaLevels:
+    """One persona's declared and measured levels, by domain id (plain data).
+
+    ``declared``: level on the instrument's scale; ``measured``: a mean-with-CI dict
+    (``value``, ``ci_low``, ``ci_high``, ``n``) as in a summary's ``scores``.
+    """
+
+    persona_id: str
+    label: str
+    declared: Mapping[str, float] = field(default_factory=dict)
+    measured: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
+
+
+def declared_levels(traits: Mapping[str, float | None], *, low: float = 1.0,
+                    high: float = 5.0) -> dict[str, float]:
+    """Declared Big Five levels (``Persona.traits``, 1-5) by domain id, on ``[low, high]``.
+
+    IPIP instruments answer on 1-5 too, so there the levels pass unchanged; another
+    response scale gets them mapped linearly, so declared and measured stay comparable.
+
+    >>> declared_levels({"extraversion": 4.5, "openness": None})
+    {'E': 4.5}
+    >>> declared_levels({"neuroticism": 3}, low=0, high=10)
+    {'N': 5.0}
+    """
+    lo, hi = TRAIT_SCALE
+    return {TRAIT_DOMAINS[name]: low + (float(v) - lo) * (high - low) / (hi - lo)
+            for name, v in traits.items() if v is not None and name in TRAIT_DOMAINS}
+
+
+def _why_missing(c: Correlation, declared: Sequence[float], measured: Sequence[float],
+                 what: str) -> str | None:
+    """Why r, or only its interval, is missing (None when both are there)."""
+    if c.rho is None:
+        if c.n == 0:
+            return f"no {what} with both a declared and a measured level"
+        if c.n < MIN_CORRELATION_N:
+            return (f"needs {MIN_CORRELATION_N} or more {what} with both levels "
+                    f"(n = {c.n})")
+        if len(set(declared)) == 1:
+            return f"the declared levels do not vary (all {declared[0]:g})"
+        if len(set(measured)) == 1:
+            return f"the measured levels do not vary (all {measured[0]:g})"
+        return "undefined"
+    if c.ci_low is None:
+        if abs(c.rho) >= 1.0:
+            return "no CI: |r| = 1 (Fisher z is infinite there)"
+        return f"no CI: Fisher z needs n ≥ 4 (n = {c.n})"
+    return None
+
+
+def _agreement(pairs: Sequence[tuple[float, float]], what: str) -> dict[str, Any]:
+    """r, mean difference and mean absolute difference over (declared, measured) pairs."""
+    declared = [d for d, _ in pairs]
+    measured = [m for _, m in pairs]
+    c = pearson_ci(declared, measured)
+    diffs = [m - d for d, m in pairs]
+    return {
+        "n": len(pairs),
+        "correlation": {"r": c.rho, "ci_low": c.ci_low, "ci_high": c.ci_high, "n": c.n,
+                        "p": c.p, "method": c.method,
+                        "reason": _why_missing(c, declared, measured, what)},
+        "mean_difference": mean_ci(diffs).as_dict(),
+        "mean_abs_difference": mean_ci([abs(x) for x in diffs]).as_dict(),
+    }
+
+
+def declared_vs_measured(personas: Sequence[PersonaLevels],
+                         domains: Sequence[tuple[str, str]], *,
+                         variant: str = "base") -> dict[str, Any] | None:
+    """Declared against measured levels: per persona and domain, per domain, pooled.
+
+    Per persona and domain: ``declared``, ``measured`` (with its CI) and ``difference``
+    (measured − declared; None when either is missing). Per domain, across personas, and
+    pooled over every (persona, domain) pair: Pearson's r with a Fisher z CI (see
+    `personae.stats.pearson_ci` for why Pearson), the mean difference and the mean absolute
+    difference with bootstrap CIs. An r that is undefined (n < 3, no variation) is None
+    with a ``reason``. Personas that declare none of ``domains`` are only listed by id
+    (``without_traits``). None when no persona declares a level of any of ``domains``.
+
+    >>> m = {"value": 4.0, "ci_low": 3.5, "ci_high": 4.5, "n": 2}
+    >>> out = declared_vs_measured([PersonaLevels("ana", "Ana", {"E": 3.5}, {"E": m})],
+    ...                            [("E", "Extraversion")])
+    >>> out["personas"][0]["domains"]["E"]["difference"]
+    0.5
+    >>> out["by_domain"][0]["correlation"]["reason"]
+    'needs 3 or more personas with both levels (n = 1)'
+    """
+    ids = [d for d, _ in domains]
+    with_traits = [p for p in personas if any(d in p.declared for d in ids)]
+    if not with_traits:
+        return None
+    rows = []
+    pairs: dict[str, list[tuple[float, float]]] = {d: [] for d in ids}
+    for p in with_traits:
+        cells: dict[str, Any] = {}
+        for d in ids:
+            declared = p.declared.get(d)
+            mv = p.measured.get(d)
+            measured = mv.get("value") if mv else None
+            difference = None
+            if declared is not None and measured is not None:
+                difference = float(measured) - float(declared)
+                pairs[d].append((float(declared), float(measured)))
+            cells[d] = {"declared": declared, "measured": dict(mv) if mv else None,
+                        "difference": difference}
+        rows.append({"persona_id": p.persona_id, "label": p.label, "domains": cells})
+    return {
+        "variant": variant,
+        "units": DECLARED_UNITS.format(variant=variant),
+        "personas": rows,
+        "without_traits": [p.persona_id for p in personas
+                           if not any(d in p.declared for d in ids)],
+        "by_domain": [{"domain": d, "name": name, **_agreement(pairs[d], "personas")}
+                      for d, name in domains],
+        "pooled": _agreement([x for d in ids for x in pairs[d]], "(persona, domain) pairs"),
+    }
+
+
+def declared_section(q: Questionnaire, personas: Sequence[Persona],
+                     admins: Sequence[Mapping[str, Any]],
+                     variants: Sequence[str]) -> dict[str, Any] | None:
+    """`declared_vs_measured` for a run: each persona's unshaped administration of the
+    ``base`` variant (or, in a run without it, the first variant) is what is measured."""
+    if not variants:
+        return None
+    variant = "base" if "base" in variants else variants[0]
+    measured = {a["persona_id"]: a["domains"] for a in admins
+                if a["shape"] is None and a["variant"] == variant and a["persona_id"]}
+    levels = [PersonaLevels(p.id, p.name or p.id,
+                            declared_levels(p.traits.as_dict() if p.traits else {},
+                                            low=q.low, high=q.high),
+                            measured.get(p.id, {}))
+              for p in personas]
+    return declared_vs_measured(levels, domains_of(q), variant=variant)
+
+
 def build_summary(run: SurveyRun, *, failures: Sequence[str] = (),
                   duration_s: float = 0.0) -> dict[str, Any]:
     """The whole summary of a survey run, ready for ``summary.json`` and the report."""
@@ -226,6 +381,8 @@ def build_summary(run: SurveyRun, *, failures: Sequence[str] = (),
         "reliability": reliability_section(q, admins, keyed, run.items),
         "spread": spread_section(admins),
         "shaping": shaping_section(q, admins, [v.id for v in run.variants]),
+        "declared_vs_measured": declared_section(q, run.personas, admins,
+                                                 [v.id for v in run.variants]),
         "records": drill[:MAX_DRILL_ROWS],
         "records_truncated": truncated,
     }

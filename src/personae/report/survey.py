@@ -186,6 +186,115 @@ def level_plot_svg(series: Sequence[tuple[str, Sequence[tuple[Any, Any, Any, Any
     return draw()
 
 
+def _signed(x: Any) -> str:
+    v = _finite(x)
+    # + 0.0 turns the -0.0 that rounding leaves of a tiny negative into 0.0: "+0.00".
+    return "—" if v is None else f"{round(v, 2) + 0.0:+.2f}"
+
+
+def _agreement_row(name: str, r: Mapping[str, Any]) -> dict[str, str]:
+    c = _map(r.get("correlation"))
+    ci = (f"[{fmt_num(c.get('ci_low'))}, {fmt_num(c.get('ci_high'))}]"
+          if c.get("ci_low") is not None else "—")
+    return {"domain": name, "r": fmt_num(c.get("r")), "ci": ci, "n": fmt_int(r.get("n")),
+            "p": fmt_num(c.get("p"), 3), "mean_diff": fmt_mv(r.get("mean_difference")),
+            "mean_abs_diff": fmt_mv(r.get("mean_abs_difference")),
+            "reason": fmt_text(c.get("reason")) if c.get("reason") else "",
+            "method": fmt_text(c.get("method"))}
+
+
+def _declared(summary: Mapping[str, Any], domains: list[tuple[str, str]]
+              ) -> dict[str, Any] | None:
+    section = summary.get("declared_vs_measured")
+    if not isinstance(section, Mapping):
+        return None
+    rows, points = [], []
+    names = dict(domains)
+    for row in _seq(section.get("personas")):
+        row = _map(row)
+        cells = []
+        for d, _ in domains:
+            cell = _map(_map(row.get("domains")).get(d))
+            measured = cell.get("measured")
+            cells.append({"declared": fmt_num(cell.get("declared")),
+                          "measured": _mv_cell(measured),
+                          "difference": _signed(cell.get("difference"))})
+            m = _map(measured)
+            if _finite(cell.get("declared")) is not None and _finite(m.get("value")) is not None:
+                points.append((names.get(d, d), cell.get("declared"), m.get("value"),
+                               m.get("ci_low"), m.get("ci_high")))
+        rows.append({"label": fmt_text(row.get("label")), "cells": cells})
+    agreement = [_agreement_row(fmt_text(names.get(str(_map(r).get("domain")),
+                                                   _map(r).get("domain"))), _map(r))
+                 for r in _seq(section.get("by_domain"))]
+    if isinstance(section.get("pooled"), Mapping):
+        agreement.append(_agreement_row("all (pooled)", _map(section.get("pooled"))))
+    without = [str(x) for x in _seq(section.get("without_traits"))]
+    return {"rows": rows, "agreement": agreement, "units": fmt_text(section.get("units")),
+            "variant": fmt_text(section.get("variant")), "without": without,
+            "svg": declared_plot_svg([n for _, n in domains], points,
+                                     title="Measured against declared level",
+                                     salt="survey-declared") if points else None}
+
+
+def declared_plot_svg(order: Sequence[str],
+                      points: Sequence[tuple[str, Any, Any, Any, Any]], *, title: str,
+                      salt: str) -> str | None:
+    """Measured level (with CI bars) against declared level, one colour per domain (in
+    ``order``), with the diagonal that measured = declared would trace. ``points``: (domain
+    name, declared, measured, CI low, CI high); None when none of them can be drawn.
+
+    >>> svg = declared_plot_svg(["Extraversion"], [("Extraversion", 3, 3.2, 2.9, 3.5)],
+    ...                         title="Measured against declared", salt="doc")
+    >>> svg.startswith("<svg") and 'aria-label="Measured against declared"' in svg
+    True
+    """
+    from matplotlib.figure import Figure
+
+    from personae.report import plots
+
+    @plots._styled
+    def draw() -> str | None:
+        fig = Figure(figsize=(6.2, 4.6), layout="constrained")
+        ax = fig.add_subplot()
+        ax.grid(True, axis="both")
+        # The 1-5 square, grown to any value outside it (an instrument on another scale).
+        seen = [v for _, x, y, _, _ in points for v in (_finite(x), _finite(y)) if v is not None]
+        lo_s, hi_s = min([LIKERT[0], *seen]), max([LIKERT[1], *seen])
+        ax.plot([lo_s, hi_s], [lo_s, hi_s], color="#bbbbbb", linestyle="--", linewidth=0.9,
+                label="measured = declared")
+        drawn = False
+        for k, name in enumerate(order):
+            xs, ys, lo, hi = [], [], [], []
+            # Persona sets reuse a few half-point levels: each domain's points sit a little
+            # to the side of the level, so five domains at one level stay apart.
+            dodge = (k - (len(order) - 1) / 2) * 0.06
+            for domain, declared, value, low, high in points:
+                x, y = _finite(declared), _finite(value)
+                if domain != name or x is None or y is None:
+                    continue
+                xs.append(x + dodge)
+                ys.append(y)
+                lo.append(y - low if _finite(low) is not None and low <= y else 0.0)
+                hi.append(high - y if _finite(high) is not None and high >= y else 0.0)
+            if not xs:
+                continue
+            drawn = True
+            colour = plots._SPARE_COLORS[k % len(plots._SPARE_COLORS)]
+            ax.errorbar(xs, ys, yerr=[lo, hi], fmt="o", color=colour, capsize=3,
+                        markersize=5, elinewidth=1.0, alpha=0.85, label=plots._label(name))
+        if not drawn:
+            return None
+        ax.set_xlim(lo_s - 0.2, hi_s + 0.2)
+        ax.set_ylim(lo_s - 0.2, hi_s + 0.2)
+        ax.set_xlabel("declared level (persona traits)")
+        ax.set_ylabel("measured domain mean (95% CI)")
+        fig.legend(loc="outside right upper")
+        return plots._to_svg(fig, salt, title)
+
+    return draw()
+
+
 def _records(summary: Mapping[str, Any]) -> list[dict[str, str]]:
     out = []
     for r in _seq(summary.get("records")):
@@ -218,7 +327,8 @@ def render_survey_html(summary: Mapping[str, Any]) -> str:
         mode=fmt_text(run.get("mode")),
         variants=[{"id": v, "prompt": fmt_text(prompts.get(v))} for v in variants],
         reliability=_reliability(summary), spread=_spread(summary, variants),
-        shaping=_shaping(summary, domains), records=_records(summary),
+        shaping=_shaping(summary, domains), declared=_declared(summary, domains),
+        records=_records(summary),
         truncated=bool(summary.get("records_truncated")))
 
 

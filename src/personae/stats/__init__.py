@@ -14,7 +14,7 @@ from personae.stats.agreement import (
     krippendorff_alpha,
     mean_abs_difference,
 )
-from personae.stats.correlation import Correlation, spearman_ci
+from personae.stats.correlation import Correlation, pearson_ci, spearman_ci
 from personae.stats.intervals import (
     BootstrapMethod,
     MetricValue,
@@ -38,6 +38,7 @@ __all__ = [
     "mean_ci",
     "mean_of",
     "paired_delta_ci",
+    "pearson_ci",
     "proportion_ci",
     "slope_ci",
     "spearman_ci",
