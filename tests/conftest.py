@@ -4,6 +4,7 @@ cached responses; the slow hf:bundled conversion is shared through one session f
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -31,12 +32,21 @@ def isolated_cache(tmp_path: Path, session_cache: Path, monkeypatch: pytest.Monk
 
 
 def run_cli(*args: str, stdin: str | None = None, timeout: float = 300,
-            env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+            env: dict[str, str] | None = None,
+            cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
     """Run ``python -m personae ARGS`` the way a user would, capturing both streams."""
     return subprocess.run(
         [sys.executable, "-m", "personae", *args], input=stdin if stdin is not None else "",
         capture_output=True, text=True, timeout=timeout, env={**os.environ, **(env or {})},
+        cwd=cwd,
     )
+
+
+def default_sigint() -> None:
+    """``preexec_fn`` for a child that a test interrupts: the default SIGINT handler,
+    explicitly, since a suite started as a background job ignores SIGINT and children
+    inherit that."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
 def assert_one_line_error(proc: subprocess.CompletedProcess[str], code: int, *needles: str) -> None:

@@ -14,14 +14,16 @@ from typing import Annotated
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from personae import __version__
 from personae.chat import ChatSession
 from personae.errors import InputError, PersonaeError, RunError
-from personae.persona import BUILTIN_TEMPLATES, FORMATS, Persona, load_personas
+from personae.evals.config import PRESETS, EvalConfig
+from personae.persona import BUILTIN_TEMPLATES, FORMATS, Persona
 from personae.persona.render import load_template
-from personae.persona.sample import resolve_personas
+from personae.persona.sample import id_list, resolve_personas
 from personae.steer.cli import app as steer_app
 
 # Recent typer vendors its own copy of click: take the exception classes from wherever typer's
@@ -60,7 +62,7 @@ def _by_id(personas: list[Persona], ref: str, persona_id: str) -> Persona:
     for p in personas:
         if p.id == persona_id:
             return p
-    raise InputError(f"{ref}: no persona with id {persona_id!r}")
+    raise InputError(f"{ref}: no persona with id {persona_id!r}; {id_list(personas, ref)}")
 
 
 def _pick_persona(ref: str, persona_id: str | None, fmt: str) -> Persona:
@@ -68,9 +70,8 @@ def _pick_persona(ref: str, persona_id: str | None, fmt: str) -> Persona:
     if persona_id:
         return _by_id(personas, ref, persona_id)
     if len(personas) > 1:
-        ids = ", ".join(p.id for p in personas[:4])
         raise InputError(f"{ref} holds {len(personas)} personas; choose one with --persona-id "
-                         f"(ids: {ids}, ...)")
+                         f"({id_list(personas, ref)})")
     return personas[0]
 
 
@@ -122,21 +123,36 @@ def chat(
             aio.run(session.aclose())
 
 
+CHAT_HELP = """\
+/help    this list
+/reset   forget the conversation so far (the persona stays)
+/exit    quit (also /quit, Ctrl-D)
+Anything else is said to the persona; Ctrl-C quits at once."""
+
+
 def _interactive(session: ChatSession, aio: asyncio.Runner) -> None:
-    err = Console(stderr=True)
-    err.print(f"[bold]Chatting with {session.persona.name or session.persona.id}[/] "
-              f"on {session.model_spec}. Ctrl-D or /exit to quit, /reset to forget the history.")
+    err = Console(stderr=True, highlight=False)
     name = session.persona.name or session.persona.id
+    err.print(f"[bold]Chatting with {escape(name)}[/] on {escape(session.model_spec)}. "
+              "/help lists the commands; Ctrl-D or /exit quits.")
     while True:
         try:
             text = input("you> ")
         except EOFError:
             err.print()
             return
-        if text.strip() in ("/exit", "/quit"):
+        command = text.strip()
+        if command in ("/exit", "/quit"):
             return
-        if text.strip() == "/reset":
+        if command == "/reset":
             session.reset()
+            err.print("(history forgotten; the persona stays)")
+            continue
+        if command in ("/help", "/?"):
+            err.print(CHAT_HELP)
+            continue
+        if command.startswith("/") and " " not in command:
+            err.print(f"unknown command {escape(command)}; /help lists the commands")
             continue
         if text.strip():
             try:
@@ -147,21 +163,58 @@ def _interactive(session: ChatSession, aio: asyncio.Runner) -> None:
 
 @personas_app.command("validate")
 def personas_validate(
-    files: Annotated[list[Path], typer.Argument(help="Persona files.")],
+    files: Annotated[list[str], typer.Argument(help="Persona files, or bundled sets "
+                                               "('sample', 'personagym', SET:ID).")],
+    template: TemplateOpt = "card",
     persona_format: FormatOpt = "auto",
 ) -> None:
-    """Check persona files; print one line per file. Exit 2 if any is invalid."""
+    """Check persona files: one line per file, plus a line per persona naming the fields the
+    template leaves out of the prompt. Exit 2 if any file is invalid."""
+    tpl = load_template(template)
     bad = 0
     for f in files:
         try:
-            personas = load_personas(f, format=persona_format)
+            personas = resolve_personas(f, format=persona_format)
         except InputError as exc:
             bad += 1
             typer.echo(f"personae: error: {exc}", err=True)
             continue
         typer.echo(f"{f}: {len(personas)} persona{'s' if len(personas) != 1 else ''} OK")
+        for p in personas:
+            unused = tpl.unused_fields(p)
+            if unused:
+                typer.echo(f"{f}: {p.id}: not used by template {template}: "
+                           + ", ".join(unused))
     if bad:
         raise typer.Exit(2)
+
+
+@personas_app.command("list")
+def personas_list(
+    ref: Annotated[str | None, typer.Argument(
+        help="A bundled set ('sample', 'personagym') or a persona file; omit it to list the "
+        "bundled sets.")] = None,
+    persona_format: FormatOpt = "auto",
+) -> None:
+    """List the bundled persona sets, or the personas (id, name, description) in one."""
+    from personae.persona.sample import BUNDLED_SETS, load_bundled
+
+    table = Table(box=None, pad_edge=False)
+    if ref is None:
+        for col in ("set", "personas", "use it as"):
+            table.add_column(col)
+        for name in BUNDLED_SETS:
+            table.add_row(name, str(len(load_bundled(name))), f"-p {name} or -p {name}:ID")
+    else:
+        personas = resolve_personas(ref, format=persona_format)
+        # One line per persona: ids and names whole, the description cut to what fits.
+        table.add_column("id", no_wrap=True, min_width=max(len(p.id) for p in personas))
+        table.add_column("name", no_wrap=True,
+                         min_width=max(len(p.name or "") for p in personas))
+        table.add_column("description", no_wrap=True, overflow="ellipsis")
+        for p in personas:
+            table.add_row(escape(p.id), escape(p.name or ""), escape(p.describe()))
+    Console().print(table)
 
 
 @personas_app.command("render")
@@ -198,25 +251,33 @@ def personas_convert(
 
 @app.command()
 def models() -> None:
-    """List the backends, their capabilities, and where the bundled model is."""
-    from personae.models.base import BACKEND_CAPABILITIES
+    """List the backends: spec forms, capabilities (steering among them), the options each
+    takes after a ``?`` in its spec, and where the bundled model is."""
+    import importlib.util
+
+    from personae.models.base import BACKEND_CAPABILITIES, Capability
     from personae.models.bundled import bundled_gguf_path, cache_dir
+    from personae.models.hf import HFOptions
+    from personae.models.llamacpp import LlamaCppOptions
+    from personae.models.openai_compat import OpenAIOptions
+    from personae.models.scripted import ScriptedOptions
     from personae.models.spec import SPEC_FORMS
 
     table = Table(title="personae model backends")
-    table.add_column("backend")
-    table.add_column("spec")
-    table.add_column("capabilities")
-    table.add_column("installed")
+    for col in ("backend", "spec", "capabilities", "steering", "installed"):
+        table.add_column(col, overflow="fold")
     specs = {"llamacpp": "bundled | llamacpp:PATH.gguf", "hf": "hf:bundled | hf:PATH",
              "openai": "openai:MODEL[@BASE_URL]", "scripted": "scripted:FILE"}
     needs = {"llamacpp": "llama_cpp", "hf": "transformers", "openai": "openai",
              "scripted": "yaml"}
-    import importlib.util
-
+    how = {"llamacpp": "control vectors", "hf": "forward hooks"}
+    options = {"llamacpp": LlamaCppOptions, "hf": HFOptions, "openai": OpenAIOptions,
+               "scripted": ScriptedOptions}
     for name, caps in BACKEND_CAPABILITIES.items():
         ok = importlib.util.find_spec(needs[name]) is not None
-        table.add_row(name, specs[name], ", ".join(sorted(c.value for c in caps)),
+        table.add_row(name, escape(specs[name]),
+                      ", ".join(sorted(c.value for c in caps if c != Capability.STEERING)),
+                      f"yes ({how[name]})" if Capability.STEERING in caps else "no",
                       "yes" if ok else f"no ({needs[name]} missing)")
     Console().print(table)
     try:
@@ -226,45 +287,76 @@ def models() -> None:
     typer.echo(f"bundled model: SmolLM2-135M-Instruct (Apache-2.0) at {where}")
     typer.echo(f"cache: {cache_dir()}  (set PERSONAE_CACHE_DIR to move it)")
     typer.echo("spec forms: " + ", ".join(SPEC_FORMS))
+    typer.echo("options, after a ? in the spec (bundled?n_ctx=8192&n_threads=2), with their "
+               "defaults:")
+    for name, cls in options.items():
+        typer.echo(f"  {name}: " + ", ".join(f"{k}={f.default}"
+                                            for k, f in cls.model_fields.items()))
+    typer.echo("steering: ?steer=FILE:LAYER:COEF[r] on llamacpp and hf specs, or "
+               "`personae steer apply`")
+
+def _default(field: str) -> str:
+    """``default: VALUE`` of an eval setting, from `EvalConfig` itself, for the help text
+    (the options default to None so a ``--preset`` can fill what the user did not give)."""
+    info = EvalConfig.model_fields[field]
+    value = info.default_factory() if info.default_factory else info.default  # type: ignore
+    shown = ", ".join(map(str, value)) if isinstance(value, list) else value
+    return f"default: {'all' if value is None else shown}"
+
+
+def _preset_text(name: str) -> str:
+    return " ".join(f"--{k.replace('_', '-')} {','.join(v) if isinstance(v, list) else v}"
+                    for k, v in PRESETS[name].items())
 
 
 JudgeOpt = Annotated[list[str] | None, typer.Option(
-    "--judge", "-j", help="Judge model spec; repeat for several judges (default: bundled).")]
+    "--judge", "-j", help=f"Judge model spec; repeat for several judges ({_default('judges')}).")]
 
 
 @app.command("eval")
 def eval_(
     personas: Annotated[str | None, typer.Option(
         "--personas", "-p",
-        help="Persona file, 'sample', 'personagym' (default) or SET:ID.")] = None,
+        help="Persona file, 'sample', 'personagym' or SET:ID "
+        f"({_default('personas')}).")] = None,
     model: Annotated[str | None, typer.Option("--model", "-m", help="Subject model spec "
-                                              "(default: bundled).")] = None,
+                                              f"({_default('model')}).")] = None,
     judge: JudgeOpt = None,
     suite: Annotated[str | None, typer.Option(
-        "--suite", help="Comma-separated: fidelity, consistency, atomic (default: all).")] = None,
+        "--suite", help="Comma-separated: fidelity, consistency, atomic "
+        f"({_default('suites')}).")] = None,
     questions: Annotated[str | None, typer.Option(
         "--questions", help="auto (benchmark-v1 where it has the persona, else generate), "
-        "benchmark-v1, generate, or a JSON file {task: [question, ...]}.")] = None,
-    per_task: Annotated[int | None, typer.Option(help="Questions per task and persona.")] = None,
-    limit: Annotated[int | None, typer.Option(help="Only the first N personas.")] = None,
+        "benchmark-v1, generate, or a JSON file {task: \\[question, ...]} "
+        f"({_default('questions')}).")] = None,
+    per_task: Annotated[int | None, typer.Option(help="Questions per task and persona "
+                                                 f"({_default('per_task')}).")] = None,
+    limit: Annotated[int | None, typer.Option(help="Only the first N personas "
+                                              f"({_default('limit')}).")] = None,
     preset: Annotated[str | None, typer.Option(
-        help="quick (a few minutes on a laptop) or standard; flags override it.")] = None,
+        help="quick (a few minutes on a laptop: " + _preset_text("quick") + ") or standard ("
+        + _preset_text("standard") + "); flags override it.")] = None,
     out: Annotated[Path | None, typer.Option(
         "--out", "-o", help="Run directory (default: personae-runs/eval-<settings digest>). "
         "Re-running with the same settings resumes it.")] = None,
     samples: Annotated[int | None, typer.Option(help="Responses per probe (atomic RC needs "
-                                                "2 or more).")] = None,
+                                                f"2 or more; {_default('samples')}).")] = None,
     tasks: Annotated[str | None, typer.Option(
-        help="Comma-separated PersonaGym tasks (default: all five).")] = None,
+        help=f"Comma-separated PersonaGym tasks ({_default('tasks')}).")] = None,
     judge_batch: Annotated[int | None, typer.Option(
-        help="Rubrics per judge request (PersonaGym batches 5).")] = None,
+        help=f"Rubrics per judge request (PersonaGym batches 5; {_default('judge_batch')})."
+    )] = None,
     reliability_sample: Annotated[int | None, typer.Option(
-        help="Responses re-judged for the reliability checks (0 skips them).")] = None,
-    max_tokens: Annotated[int | None, typer.Option(help="Subject reply length limit.")] = None,
-    judge_max_tokens: Annotated[int | None, typer.Option(help="Judge reply length "
-                                                         "limit.")] = None,
-    concurrency: Annotated[int | None, typer.Option(help="Requests in flight per model.")] = None,
-    seed: Annotated[int | None, typer.Option(help="Sampling seed.")] = None,
+        help="Responses re-judged for the reliability checks (0 skips them; "
+        f"{_default('reliability_sample')}).")] = None,
+    max_tokens: Annotated[int | None, typer.Option(
+        help=f"Subject reply length limit ({_default('max_tokens')}).")] = None,
+    judge_max_tokens: Annotated[int | None, typer.Option(
+        help=f"Judge reply length limit ({_default('judge_max_tokens')}).")] = None,
+    concurrency: Annotated[int | None, typer.Option(
+        help="Requests in flight per model (default: the backend's own limit).")] = None,
+    seed: Annotated[int | None, typer.Option(help=f"Sampling seed ({_default('seed')}).")
+                    ] = None,
     no_cache: Annotated[bool, typer.Option("--no-cache", help="Always call the models.")] = False,
 ) -> None:
     """Measure how faithfully a model plays personas: PersonaGym fidelity, consistency (NLI),
@@ -440,13 +532,12 @@ def report(run_dir: Annotated[Path, typer.Argument(help="A run directory.")]) ->
 @app.command()
 def rescore(
     run_dir: Annotated[Path, typer.Argument(help="A run directory.")],
-    judge: JudgeOpt = None,
+    judge: Annotated[list[str], typer.Option(
+        "--judge", "-j", help="Judge model spec; repeat for several judges.")],
 ) -> None:
     """Judge RUN_DIR's stored responses again with other judges, without regenerating them."""
     from personae.evals.run import open_run, run_eval
 
-    if not judge:
-        raise InputError("rescore needs at least one --judge")
     store, config = open_run(run_dir)
     store.close()
     result = run_eval(config.model_copy(update={"judges": list(dict.fromkeys(judge))}),
@@ -508,21 +599,30 @@ def _print_summary(summary: dict) -> None:
         console.print(f"[{colour}]judge reliability: {rel['verdict']}[/]")
 
 
+# Commands whose work is in a run store: after Ctrl-C the same command goes on from there.
+RESUMABLE = (["eval"], ["survey"], ["simulate"], ["rescore"], ["steer", "extract"],
+             ["steer", "sweep"])
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point: run the app and turn every error into one line and an exit code."""
     args = list(sys.argv[1:] if argv is None else argv)
     debug = "--debug" in args
+    words = [a for a in args if not a.startswith("-")][:2]
+    interrupted = "personae: interrupted" + (
+        "; re-run the same command to resume" if words[:1] in RESUMABLE or words in RESUMABLE
+        else "")
     command = typer.main.get_command(app)
     try:
         result = command.main(args=args, prog_name="personae", standalone_mode=False)
         code = int(result) if isinstance(result, int) else 0
         if code == 130:  # typer turns Ctrl-C into a silent exit 130
-            typer.echo("\npersonae: interrupted", err=True)
+            typer.echo("\n" + interrupted, err=True)
         return code
     except typer.Exit as exc:
         return exc.exit_code
     except typer.Abort:
-        typer.echo("personae: interrupted", err=True)
+        typer.echo(interrupted, err=True)
         return 130
     except _click.UsageError as exc:
         if not exc.format_message():  # bare `personae`/`personae personas`: help was printed
@@ -540,7 +640,7 @@ def main(argv: list[str] | None = None) -> int:
         typer.echo(f"personae: error: {exc}", err=True)
         return exc.exit_code
     except KeyboardInterrupt:
-        typer.echo("personae: interrupted", err=True)
+        typer.echo(interrupted, err=True)
         return 130
     except Exception as exc:  # a bug: say so in one line, keep the traceback for --debug
         if debug:

@@ -11,7 +11,7 @@ import pexpect
 import pytest
 
 from personae.testing.loopback import LoopbackServer
-from tests.conftest import assert_one_line_error, run_cli
+from tests.conftest import assert_one_line_error, default_sigint, run_cli
 
 SCRIPT = 'rules:\n  - {match: "(?i)who are you", reply: "I am Rosa, a weaver."}\nreplies: [Fine.]\n'
 
@@ -147,7 +147,7 @@ def test_internal_errors_are_one_line_and_debug_shows_traceback(tmp_path: Path) 
 
 def test_ctrl_c_at_the_prompt_exits_at_once(scripted: str) -> None:
     child = pexpect.spawn(sys.executable, ["-m", "personae", "chat", "-m", scripted],
-                          encoding="utf-8", timeout=30)
+                          encoding="utf-8", timeout=30, preexec_fn=default_sigint)
     child.expect("you> ")
     child.sendintr()
     child.expect("personae: interrupted", timeout=5)

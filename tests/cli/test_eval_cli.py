@@ -16,7 +16,7 @@ import pytest
 from personae import load_bundled
 from personae.evals.consistency import persona_facts
 from personae.testing.loopback import LoopbackServer
-from tests.conftest import assert_one_line_error, run_cli
+from tests.conftest import assert_one_line_error, default_sigint, run_cli
 
 JUDGE = """
 rules:
@@ -190,17 +190,27 @@ def test_ctrl_c_exits_130_with_completed_records_kept(tmp_path: Path) -> None:
     db = run / "run.sqlite3"
     with LoopbackServer(delay_s=0.2, reply="Therefore, the final score is 4.") as server:
         model = f"openai:loop@{server.base_url}"
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "personae", "eval", "--personas", "personagym", "--limit",
-             "3", "--per-task", "1", "--model", model, "--judge", model, "--concurrency", "2",
-             "--out", str(run)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        args = ["eval", "--personas", "personagym", "--limit", "3", "--per-task", "1",
+                "--model", model, "--judge", model, "--concurrency", "2", "--out", str(run)]
+        # The default SIGINT handler, explicitly: a suite started as a background job
+        # ignores SIGINT, and children inherit that.
+        proc = subprocess.Popen([sys.executable, "-m", "personae", *args],
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                                preexec_fn=default_sigint)
         deadline = time.monotonic() + 60
         while _count(db, "response") < 4:
             assert proc.poll() is None and time.monotonic() < deadline
             time.sleep(0.05)
         proc.send_signal(signal.SIGINT)
         out, err = proc.communicate(timeout=60)
-    assert proc.returncode == 130, err
-    assert err.strip().splitlines()[-1] == "personae: interrupted"
-    assert "Traceback" not in err
-    assert _count(db, "response") >= 4
+        assert proc.returncode == 130, err
+        assert err.strip().splitlines()[-1] == ("personae: interrupted; re-run the same "
+                                                "command to resume")
+        assert "Traceback" not in err
+        n_done = _count(db, "response")
+        assert n_done >= 4
+        server.delay_s = 0.0
+        again = run_cli(*args)
+    assert again.returncode == 0, again.stderr
+    assert f"responses: resuming: {n_done} of 45 done" in again.stderr, again.stderr
+    assert _count(db, "response") == 45

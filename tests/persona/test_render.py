@@ -3,6 +3,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from personae.errors import InputError
 from personae.persona import Persona, load_bundled, load_template, render_system_prompt
@@ -77,3 +79,44 @@ def test_template_runtime_failures_are_input_errors(tmp_path: Path, body: str) -
 def test_personagym_template_has_no_double_period() -> None:
     out = render_system_prompt(Persona(summary="A weaver from Cusco."), "personagym")
     assert ".." not in out and out.startswith("Adopt the identity of A weaver from Cusco. Answer")
+
+
+def test_card_renders_every_demographic_key_the_schema_accepts() -> None:
+    p = Persona(name="Ola", summary="A baker.",
+                demographics={"country": "Poland", "marital_status": "married", "age": 40,
+                              "pets": ["cat", "dog"]})
+    out = render_system_prompt(p, "card")
+    assert "- Country: Poland" in out and "- Marital status: married" in out
+    assert "- Pets: cat, dog" in out and "- Age: 40" in out
+    assert load_template("card").unused_fields(p) == []
+
+
+def test_unused_fields_names_what_a_template_leaves_out() -> None:
+    p = Persona(name="Ola", summary="A baker.", facts=["I bake rye."], style="Brisk.",
+                demographics={"country": "Poland"}, traits={"openness": 4},
+                extra={"hobby": "chess"})
+    assert load_template("card").unused_fields(p) == ["extra.hobby"]
+    # PersonaChat style shows the facts only.
+    assert load_template("facts").unused_fields(p) == [
+        "name", "summary", "demographics.country", "traits.openness", "style", "extra.hobby"]
+    # PersonaGym's prompt reads the one-line description: the summary, nothing else.
+    gym = load_template("personagym").unused_fields(p)
+    assert "summary" not in gym and "facts" in gym and "demographics.country" in gym
+
+
+_WORD = st.text(alphabet="abcdefghijklmnopqrstuvwxyz", min_size=3, max_size=12)
+
+
+@settings(max_examples=60, deadline=None)
+@given(key=_WORD.filter(lambda k: k not in Persona.model_fields["demographics"]
+                        .annotation.model_fields),  # type: ignore[union-attr]
+       value=_WORD)
+def test_every_field_is_rendered_or_reported(key: str, value: str) -> None:
+    p = Persona(name="Ola", summary="A baker.", demographics={key: value},
+                extra={key: value})
+    for name in ("card", "facts", "personagym"):
+        tpl = load_template(name)
+        out, unused = tpl.render(p), tpl.unused_fields(p)
+        for path in (f"demographics.{key}", f"extra.{key}"):
+            assert path in unused or value in out, (name, path)
+    assert f"demographics.{key}" not in load_template("card").unused_fields(p)

@@ -109,51 +109,59 @@ def response_key(probe: Probe, condition: str, sample: int = 0) -> str:
 
 
 class EvalRun:
-    """One eval run bound to its store. ``await run()`` does (or finishes) the work."""
+    """One eval run. ``bind(store)`` ties it to its run directory (the constructor does when
+    given a store); ``await run()`` then does (or finishes) the work."""
 
-    def __init__(self, config: EvalConfig, store: RunStore, *,
+    def __init__(self, config: EvalConfig, store: RunStore | None = None, *,
                  cache: ResponseCache | None = None,
                  models: dict[str, Model] | None = None, rescore: bool = False) -> None:
         self.config = config
-        self.store = store
         self.cache = cache
         self.rescore = rescore
         self.outcome = Outcome()
         self._models: dict[str, Model] = dict(models or {})
-        # Everything that can be wrong with the input is found here, before the run binds
-        # its directory or spends a single model call.
-        for spec in ([] if rescore else [config.model]) + config.judges:  # rescore: no subject
-            self.model(spec)
-        self.personas, digest = load_run_personas(config)
+        # Everything that can be wrong with the input is found here, files first, then the
+        # models: before the run binds its directory or spends a single model call.
+        self.personas, self.personas_digest = load_run_personas(config)
         self.template = load_template(config.template)  # compiled once, not per prompt
         self.question_file = (load_question_file(config.questions)
                               if config.questions not in ("auto", "benchmark-v1", "generate")
                               else None)
-        identity = config.identity(personas_digest=digest)
+        self.identity = config.identity(personas_digest=self.personas_digest)
         if self.question_file is not None:
-            identity["questions_digest"] = short_hash(json.dumps(self.question_file,
-                                                                 sort_keys=True))
-        if rescore:
-            stored = store.config()
-            if stored.get("personas_digest") != digest:
-                raise InputError(f"{config.personas}: the personas changed since the run in "
-                                 f"{store.run_dir}; rescoring would judge old responses "
-                                 "against new descriptions")
-            # Rescoring judges the run's own personas (``limit`` is not part of the stored
-            # settings), so role identification offers the same population as the run did.
-            in_run = {r["persona_id"] for _, r in store.items("probe")}
-            self.personas = [p for p in self.personas if p.id in in_run]
-            self.identity = {**stored, "judges": config.judges}
-            self.static_probes: list[Probe] = []
-            self.to_generate: list[Persona] = []
-        else:
+            self.identity["questions_digest"] = short_hash(json.dumps(self.question_file,
+                                                                      sort_keys=True))
+        self.static_probes: list[Probe] = []
+        self.to_generate: list[Persona] = []
+        if not rescore:
             self.static_probes, self.to_generate = self.plan_probes()
-            store.bind_config(identity)
+        for spec in ([] if rescore else [config.model]) + config.judges:  # rescore: no subject
+            self.model(spec)
         self.by_id = {p.id: p for p in self.personas}
         self.subject_params = ChatParams(temperature=config.temperature,
                                          max_tokens=config.max_tokens, seed=config.seed)
         self.judge_params = ChatParams(temperature=config.judge_temperature,
                                        max_tokens=config.judge_max_tokens, seed=config.seed)
+        if store is not None:
+            self.bind(store)
+
+    def bind(self, store: RunStore) -> None:
+        """Record the settings in ``store``, or check they match the run stored there."""
+        self.store = store
+        if not self.rescore:
+            store.bind_config(self.identity)
+            return
+        stored = store.config()
+        if stored.get("personas_digest") != self.personas_digest:
+            raise InputError(f"{self.config.personas}: the personas changed since the run in "
+                             f"{store.run_dir}; rescoring would judge old responses against "
+                             "new descriptions")
+        # Rescoring judges the run's own personas (``limit`` is not part of the stored
+        # settings), so role identification offers the same population as the run did.
+        in_run = {r["persona_id"] for _, r in store.items("probe")}
+        self.personas = [p for p in self.personas if p.id in in_run]
+        self.by_id = {p.id: p for p in self.personas}
+        self.identity = {**stored, "judges": self.config.judges}
 
     # -- models --------------------------------------------------------------------------
     def model(self, spec: str) -> Model:
@@ -183,7 +191,8 @@ class EvalRun:
         runner = Runner(self.model(spec), cache=self.cache, concurrency=self.config.concurrency,
                         progress=self.config.progress, label=label)
         requests = (ChatRequest(tuple(j.messages), j.params, tag=j) for j in todo)
-        async for result in runner.iter_chats(requests, total=len(todo)):
+        async for result in runner.iter_chats(requests, total=len(todo),
+                                              done_before=len(jobs) - len(todo)):
             if result.completion is None:
                 self.outcome.failures.append(f"{label}: {result.error}")
                 continue
@@ -197,7 +206,7 @@ class EvalRun:
         stored = {kind: self.store.keys(kind) for kind in {j.kind for j in jobs}}
         todo = [j for j in jobs if j.key not in stored[j.kind]]
         if todo and Capability.SCORE_CHOICES in self.model(spec).capabilities:
-            todo = await self.score_stage(label, spec, todo)
+            todo = await self.score_stage(label, spec, todo, done_before=len(jobs) - len(todo))
         params = self.judge_params.model_copy(update={"max_tokens": 16})
         await self.chat_stage(label, spec, (
             ChatJob([(j.kind, j.key)], j.messages, params,
@@ -205,14 +214,16 @@ class EvalRun:
                                                      "method": "text", "raw": c.text})])
             for j in todo))
 
-    async def score_stage(self, label: str, spec: str, todo: list[ClosedJob]) -> list[ClosedJob]:
+    async def score_stage(self, label: str, spec: str, todo: list[ClosedJob], *,
+                          done_before: int = 0) -> list[ClosedJob]:
         """Score ``todo`` through `score_choices`. Returns the jobs to ask in words instead:
         all that are left once the server turns out to give no logprobs, and each one where
         the judge put under `MIN_COVERAGE` of its probability on the choices (it wanted to
         say something else, so the argmax would be noise)."""
         runner = Runner(self.model(spec), concurrency=self.config.concurrency, progress="off",
                         label=label)
-        reporter = ProgressReporter(label, len(todo), mode=self.config.progress)
+        reporter = ProgressReporter(label, len(todo), mode=self.config.progress,
+                                    done_before=done_before)
         pending = iter(todo)
         in_words: list[ClosedJob] = []
         no_logprobs = False

@@ -46,12 +46,13 @@ def run_eval(config: EvalConfig, out: str | Path | None = None, *, use_cache: bo
     >>> result.summary["fidelity"]["by_condition"]["persona"]["tasks"]["Toxicity"]["value"]
     4.0
     """
-    run_dir = Path(out) if out is not None else config.default_run_dir()
+    run = EvalRun(config, models=models, rescore=rescore)
+    run.cache = cache = ResponseCache() if use_cache else None
+    run_dir = Path(out) if out is not None else config.default_run_dir(run.identity)
     store = RunStore(run_dir)
-    cache = ResponseCache() if use_cache else None
     start = time.monotonic()
     try:
-        run = EvalRun(config, store, cache=cache, models=models, rescore=rescore)
+        run.bind(store)
 
         async def main() -> None:
             try:
@@ -96,9 +97,18 @@ def open_run(run_dir: str | Path) -> tuple[RunStore, EvalConfig]:
 def write_outputs(store: RunStore, config: EvalConfig, *, failures: list[str] | None = None,
                   notes: list[str] | None = None,
                   duration_s: float | None = None) -> dict[str, Any]:
-    """(Re)write ``summary.json`` and ``report.html`` from the stored records."""
+    """(Re)write ``summary.json`` and ``report.html`` from the stored records.
+
+    The run's failures and notes are kept in the store, so a report rewritten later
+    (``personae report``, given neither) keeps every warning the run had."""
     from personae.report import write_report
 
+    if failures is None and notes is None:
+        kept = json.loads(store.get_meta("warnings") or "{}")
+        failures, notes = kept.get("failures", []), kept.get("notes", [])
+    else:
+        store.set_meta("warnings", json.dumps({"failures": failures or [],
+                                               "notes": notes or []}))
     in_run = {r["persona_id"] for _, r in store.items("probe")}
     personas = [p for p in resolve_personas(config.personas) if p.id in in_run]
     if duration_s is None:

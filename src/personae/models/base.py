@@ -30,9 +30,10 @@ class Capability(StrEnum):
 
 # Which backends offer what, for error messages that tell the user where to go instead.
 BACKEND_CAPABILITIES: dict[str, frozenset[Capability]] = {
-    "llamacpp": frozenset({Capability.CHAT, Capability.LOGPROBS, Capability.SCORE_CHOICES}),
+    "llamacpp": frozenset({Capability.CHAT, Capability.LOGPROBS, Capability.SCORE_CHOICES,
+                           Capability.STEERING}),
     "hf": frozenset({Capability.CHAT, Capability.LOGPROBS, Capability.SCORE_CHOICES,
-                     Capability.HIDDEN_STATES, Capability.BATCH}),
+                     Capability.HIDDEN_STATES, Capability.STEERING, Capability.BATCH}),
     "openai": frozenset({Capability.CHAT, Capability.LOGPROBS, Capability.SCORE_CHOICES}),
     "scripted": frozenset({Capability.CHAT, Capability.SCORE_CHOICES, Capability.BATCH}),
 }

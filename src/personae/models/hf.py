@@ -138,7 +138,7 @@ class HFModel(InProcessBackend):
     """
 
     backend = "hf"
-    capabilities = BACKEND_CAPABILITIES["hf"] | {Capability.STEERING}
+    capabilities = BACKEND_CAPABILITIES["hf"]
 
     def __init__(self, path: str = "bundled", **options: Any) -> None:
         self.options = parse_options(HFOptions, self.backend, options)

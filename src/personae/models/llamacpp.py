@@ -93,7 +93,7 @@ class LlamaCppModel(InProcessBackend):
     """
 
     backend = "llamacpp"
-    capabilities = BACKEND_CAPABILITIES["llamacpp"] | {Capability.STEERING}
+    capabilities = BACKEND_CAPABILITIES["llamacpp"]
 
     def __init__(self, path: str = "bundled", **options: Any) -> None:
         self.options = parse_options(LlamaCppOptions, self.backend, options)

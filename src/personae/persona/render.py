@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from functools import lru_cache
 from importlib import resources
 from pathlib import Path
+from typing import Any
 
 import jinja2
 from jinja2.sandbox import ImmutableSandboxedEnvironment
@@ -50,6 +51,51 @@ class Template:
             # recursion), it is the template's fault: bad input, not a crash.
             raise InputError(f"template {self.name}{_template_line(exc)}: "
                              f"{type(exc).__name__}: {exc}") from None
+
+
+    def unused_fields(self, persona: Persona) -> list[str]:
+        """The fields of ``persona`` this template leaves out of the prompt: those whose
+        removal renders the very same prompt (``demographics.country``, ``extra.hobby``...).
+
+        Removal is tested field by field, so it holds for any template, however it reads
+        the persona (directly, through ``description``, or not at all).
+
+        >>> p = Persona(name="Ana", summary="A nurse.", extra={"hobby": "chess"})
+        >>> load_template("card").unused_fields(p)
+        ['extra.hobby']
+        """
+        full = self.render(persona)
+        data = persona.model_dump(mode="json", exclude_none=True)
+        unused = []
+        for path in _field_paths(data):
+            trimmed = persona.model_dump(mode="json", exclude_none=True)
+            parent = trimmed
+            for part in path[:-1]:
+                parent = parent[part]
+            del parent[path[-1]]
+            try:
+                without = Persona.model_validate(trimmed)
+            except ValueError:  # the field is all the content there is: used by definition
+                continue
+            if self.render(without) == full:
+                unused.append(".".join(path))
+        return unused
+
+
+# Nested fields whose keys are tested one by one; the rest are tested as a whole.
+_NESTED = ("demographics", "traits", "extra")
+
+
+def _field_paths(data: dict[str, Any]) -> list[tuple[str, ...]]:
+    paths: list[tuple[str, ...]] = []
+    for key, value in data.items():
+        if key in ("id", "source") or value in ({}, [], ""):
+            continue
+        if key in _NESTED and isinstance(value, dict):
+            paths += [(key, k) for k, v in value.items() if v not in (None, [], "", {})]
+        else:
+            paths.append((key,))
+    return paths
 
 
 def _template_line(exc: BaseException) -> str:

@@ -51,5 +51,18 @@ def resolve_personas(ref: str, *, format: str = "auto") -> list[Persona]:
             if p.id == persona_id:
                 return [p]
         raise InputError(f"no persona {persona_id!r} in bundled set {set_name!r}; "
-                         f"ids look like: {', '.join(p.id for p in personas[:5])}, ...")
+                         + id_list(personas, set_name))
     return load_personas(ref, format=format)
+
+
+def id_list(personas: list[Persona], ref: str, shown: int = 12) -> str:
+    """The ids a user can choose from, for an error message: all of them when there are
+    few, else the first ``shown`` and where to see the rest.
+
+    >>> id_list(load_bundled("sample")[:2], "sample")
+    'ids: chinedu-enugu-mechanic, priya-bengaluru-analyst'
+    """
+    ids = ", ".join(p.id for p in personas[:shown])
+    if len(personas) <= shown:
+        return f"ids: {ids}"
+    return f"ids: {ids}, ... ({len(personas)} in all: personae personas list {ref})"

@@ -120,9 +120,10 @@ class Runner:
             lambda: self.model.score_choices(messages, choices, prefill=prefill))
         return value
 
-    async def iter_chats(self, requests: Iterable[ChatRequest], *,
-                         total: int | None = None) -> AsyncIterator[ChatResult]:
-        """Yield results as they complete (not in input order; see ``ChatResult.index``)."""
+    async def iter_chats(self, requests: Iterable[ChatRequest], *, total: int | None = None,
+                         done_before: int = 0) -> AsyncIterator[ChatResult]:
+        """Yield results as they complete (not in input order; see ``ChatResult.index``).
+        ``done_before``: how many of the stage's requests a resumed run already has."""
         if total is None and isinstance(requests, Sequence):
             total = len(requests)
         source: Iterator[tuple[int, ChatRequest]] = enumerate(requests)
@@ -130,7 +131,8 @@ class Runner:
         # Bounded: workers wait while the caller stores results, so a slow consumer (a run
         # store writing each record) holds back new requests instead of piling them up.
         out: asyncio.Queue[object] = asyncio.Queue(maxsize=self.concurrency * batch_size)
-        reporter = ProgressReporter(self.label, total, mode=self.progress_mode)
+        reporter = ProgressReporter(self.label, total, mode=self.progress_mode,
+                                    done_before=done_before)
 
         async def worker() -> None:
             try:

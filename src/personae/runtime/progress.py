@@ -22,15 +22,27 @@ class ProgressReporter:
     """Counts done/total (and how many came from the cache) and shows rate and ETA.
 
     ``mode``: ``"auto"`` (bar on a TTY, lines otherwise), ``"bar"``, ``"lines"`` or ``"off"``.
+    ``done_before``: work of this stage a resumed run already has in its store; when there
+    is some, one line says so (``label: resuming: 40 of 120 done``) before the bar starts.
+
+    >>> import io
+    >>> out = io.StringIO()
+    >>> ProgressReporter("turns", 80, mode="lines", stream=out, done_before=40).close()
+    >>> out.getvalue()
+    'turns: resuming: 40 of 120 done\\n'
     """
 
     def __init__(self, label: str, total: int | None, *, mode: str = "auto",
-                 stream: TextIO | None = None, every_s: float = 10.0) -> None:
+                 stream: TextIO | None = None, every_s: float = 10.0,
+                 done_before: int = 0) -> None:
         self.label, self.total, self.done, self.cached, self.failed = label, total, 0, 0, 0
         self._stream = stream or sys.stderr
         if mode == "auto":
             mode = "bar" if self._stream.isatty() else "lines"
         self.mode = mode
+        if done_before > 0 and mode != "off":
+            of = f" of {done_before + total}" if total is not None else ""
+            print(f"{label}: resuming: {done_before}{of} done", file=self._stream, flush=True)
         self._every = every_s
         self._start = self._last = time.monotonic()
         self._progress: Progress | None = None

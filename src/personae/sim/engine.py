@@ -116,7 +116,8 @@ class Engine:
                 self.check_stop(state)
         todo = [s for s in states.values() if s.stop_reason is None]
         reporter = ProgressReporter("simulate: turns",
-                                    sum(self.max_turns - s.n_turns for s in todo), mode=progress)
+                                    sum(self.max_turns - s.n_turns for s in todo), mode=progress,
+                                    done_before=sum(s.n_turns for s in states.values()))
         pending = iter(todo)
 
         async def worker() -> None:

@@ -111,7 +111,8 @@ async def run_judgements(store: RunStore, runner: Runner, jobs: Sequence[Job], *
     todo = [j for j in jobs if store.get(j.kind, j.key) is None]
     if not todo:
         return
-    reporter = ProgressReporter("simulate: judging turns", len(todo), mode=progress)
+    reporter = ProgressReporter("simulate: judging turns", len(todo), mode=progress,
+                                done_before=len(jobs) - len(todo))
     pending = iter(todo)
     no_logprobs = no_prefill = False
 

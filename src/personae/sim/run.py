@@ -82,20 +82,22 @@ class SimRun:
                              "itself; a persona does not talk with itself")
         self.agents: dict[str, dict[str, Agent]] = {
             p.id: {a.id: a for a in p.agents} for p in self.plans}
+        self.vector, vector_digest = None, ""
+        if "projection" in config.active_metrics():  # a file too: read before any model
+            from personae.steer.vector import file_digest, load_vector
+
+            self.vector = load_vector(config.vector)
+            self.vector.check_layer(int(config.layer or 0))
+            vector_digest = file_digest(config.vector or "")
         self.model = model if model is not None else load_model(config.model)
         self.judge: Model | None = None
         if config.judge:
             self.judge = judge if judge is not None else (
                 self.model if config.judge == config.model else load_model(config.judge))
-        self.vector, vector_digest = None, ""
-        if "projection" in config.active_metrics():
+        if self.vector is not None:
             from personae.steer.extract import require_white_box
-            from personae.steer.vector import file_digest, load_vector
 
             require_white_box(self.model)
-            self.vector = load_vector(config.vector)
-            self.vector.check_layer(int(config.layer or 0))
-            vector_digest = file_digest(config.vector or "")
         # Contents, not just paths: resuming after a file changed would mix two runs.
         self.identity = config.identity(
             personas_digest=_digest("\n".join(f"{p.id}:{p.content_hash()}"
