@@ -146,3 +146,14 @@ def test_inputs_are_checked_before_any_model_loads(args: list[str], tmp_path: Pa
     proc = run_cli(*argv, "--model", "llamacpp:/nonexistent/m.gguf")
     assert_one_line_error(proc, 2, "nope.yaml")
     assert "m.gguf" not in proc.stderr
+
+
+def test_a_resumed_survey_says_how_much_was_done(tmp_path: Path) -> None:
+    (tmp_path / "m.yaml").write_text('replies: ["4"]\n'
+                                     'choices: {"1": 0.1, "2": 0.1, "3": 0.2, "4": 0.4, "5": 0.2}\n')
+    args = ["survey", "--model", f"scripted:{tmp_path / 'm.yaml'}", "--out",
+            str(tmp_path / "run")]
+    assert run_cli(*args, "--items", "4").returncode == 0
+    proc = run_cli(*args, "--items", "10")  # a larger --items extends the run
+    assert proc.returncode == 0, proc.stderr
+    assert "survey: resuming: 4 of 10 done" in proc.stderr

@@ -50,8 +50,8 @@ from personae.runtime.store import RunStore, summarise_once
 BARE = "model"  # the respondent id of the bare model (no persona)
 BUNDLED_WARNING = (
     "The model is the bundled SmolLM2-135M: its questionnaire answers are close to noise "
-    "(DESIGN §5). The scores show that the pipeline works, not a personality; use --model "
-    "with a capable model for real measurements.")
+    "(it agrees with almost every statement). The scores show that the pipeline works, not a "
+    "personality; use --model with a capable model for real measurements.")
 
 
 class SurveyConfig(RunSettings):
@@ -238,6 +238,7 @@ class SurveyRun:
     async def run(self) -> None:
         stored = self.stored()
         plan = [(r, v) for r in self.respondents for v in self.variants]
+        total = sum(len(r.items or self.items) for r, _ in plan)
         todo = sum(len([i for i in (r.items or self.items) if i not in stored[(r.id, v.id)]])
                    for r, v in plan)
         self.announce(todo)
@@ -245,7 +246,8 @@ class SurveyRun:
             return
         runner = Runner(self.model, cache=self.cache, concurrency=self.config.concurrency,
                         progress="off", label="survey")
-        reporter = ProgressReporter("survey", todo, mode=self.config.progress)
+        reporter = ProgressReporter("survey", todo, mode=self.config.progress,
+                                    done_before=total - todo)
         try:
             for respondent, v in plan:
                 items = list(respondent.items or self.items)
