@@ -202,7 +202,7 @@ def test_ctrl_c_exits_130_with_completed_records_kept(tmp_path: Path) -> None:
             assert proc.poll() is None and time.monotonic() < deadline
             time.sleep(0.05)
         proc.send_signal(signal.SIGINT)
-        out, err = proc.communicate(timeout=60)
+        _, err = proc.communicate(timeout=60)
         assert proc.returncode == 130, err
         assert err.strip().splitlines()[-1] == ("personae: interrupted; re-run the same "
                                                 "command to resume")

@@ -33,7 +33,6 @@ from pydantic import BaseModel, ConfigDict
 from personae.errors import InputError, RunError
 from personae.models.base import (
     BACKEND_CAPABILITIES,
-    Capability,
     ChatParams,
     ChoiceScores,
     Completion,
