@@ -165,8 +165,8 @@ def test_llamacpp_control_vector_matches_hf_hooks_at_the_same_layer(
 @pytest.mark.model
 def test_cli_apply_steers_the_llamacpp_backend(tmp_path: Path) -> None:
     path = random_vector(seed=5).save(tmp_path / "v.safetensors")
-    args = ["apply", "--vector", str(path), "--layer", "6", "--coef", "80", "--model",
-            "bundled", "--max-tokens", "8", MSGS[0].content]
+    args = ["apply", "--vector", str(path), "--layer", "6", "--coef", "80", "--absolute",
+            "--model", "bundled", "--max-tokens", "8", MSGS[0].content]
     steered = CliRunner().invoke(apply_app, args)
     assert steered.exit_code == 0, steered.output
     plain = asyncio.run(load_model("bundled").chat(MSGS, ChatParams(max_tokens=8,

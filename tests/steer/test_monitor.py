@@ -149,6 +149,101 @@ def test_monitor_cli_rejects_a_missing_vector(tmp_path: Path) -> None:
     assert result.stdout == ""
 
 
+# -- `personae simulate` transcripts --------------------------------------------------------
+
+def sim_row(cid: str, lines: list[tuple[str, str]], agents: tuple[str, ...] = ("ana", "bo"),
+            ) -> dict:
+    """A transcripts.jsonl row as personae.sim.summary.transcript_rows writes it."""
+    seen: dict[str, int] = {}
+    turns = []
+    for i, (speaker, text) in enumerate(lines):
+        seen[speaker] = seen.get(speaker, 0) + 1
+        turns.append({"index": i, "turn": seen[speaker], "speaker": speaker,
+                      "name": speaker.title(), "role": "persona", "text": text,
+                      "end_signal": False, "started": 1.0 + i, "latency_s": 0.2,
+                      "completion_tokens": 4, "scripted": False})
+    return {"conversation_id": cid, "persona_ids": list(agents),
+            "agents": [{"id": a, "name": a.title(), "role": "persona", "persona_id": a}
+                       for a in agents],
+            "seed": 0, "stop_reason": "max_turns", "turns": turns}
+
+
+SIM_LINES = [("ana", "Hello, I fix bicycles."), ("bo", "Nice! I bake bread."),
+             ("cy", "Can I join?"), ("ana", "Sure, Cy."), ("bo", ""), ("ana", "Bye!")]
+
+
+def test_simulate_views_are_the_simulation_own_views(tmp_path: Path) -> None:
+    from personae.sim.agents import OPENER, Agent, Turn, egocentric_view
+    from personae.steer.monitor import SIM_OPENER, load_views
+
+    assert SIM_OPENER == OPENER
+    path = tmp_path / "transcripts.jsonl"
+    rows = [sim_row("c1", SIM_LINES, ("ana", "bo", "cy")),
+            sim_row("c2", [("bo", "Morning."), ("ana", "Hi.")])]
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    views = load_views(path)
+    # Every agent with something said gets a view; bo's only c1 line after the first is empty.
+    assert [(v.conversation, v.conversation_id, v.agent) for v in views] == [
+        (0, "c1", "ana"), (0, "c1", "bo"), (0, "c1", "cy"), (1, "c2", "ana"), (1, "c2", "bo")]
+    for v in views:
+        row = rows[v.conversation]
+        turns = [Turn(conversation_id=row["conversation_id"], **{
+            k: t[k] for k in ("index", "turn", "speaker", "name", "role", "text")})
+            for t in row["turns"]]
+        agent = Agent(v.agent, v.agent.title(), "persona", "SYSTEM")
+        # The simulation's view of the whole conversation, minus its system prompt (the file
+        # does not hold it) and the "(Go on.)" it appends to ask for the next turn.
+        expected = [(m.role, m.content) for m in egocentric_view(agent, turns, window=0)][1:]
+        if expected[-1] == ("user", "(Go on.)"):
+            expected.pop()
+        assert [(m.role, m.content) for m in v.messages] == expected
+    ana = views[0]
+    assert ana.messages[0].content == OPENER and ana.positions[0] == -1
+    assert [(p, t) for p, s, t in zip(ana.positions, ana.scored, ana.own_turns, strict=True)
+            if s] == [(0, 0), (3, 1), (5, 2)]
+    bo = views[1]
+    assert bo.messages[2].content == "Cy: Can I join?\n\nAna: Sure, Cy."  # merged
+    assert bo.positions[2] == 2
+    assert [m.content for m, s in zip(bo.messages, bo.scored, strict=True) if s] == [
+        "Nice! I bake bread."]  # the empty line is shown as "…", not scored
+    assert [v.agent for v in load_views(path, agents=["cy", "bo"])] == ["bo", "cy", "bo"]
+    assert [m.role for m in load_transcript(path)[2]] == ["user", "assistant", "user"]
+
+
+@pytest.mark.parametrize(("rows", "agents", "needle"), [
+    ([{**sim_row("c1", SIM_LINES[:2]), "turns": "x"}], None,
+     "expected a list of chat messages"),
+    ([sim_row("c1", SIM_LINES[:2]), {"role": "user", "content": "hi"}], None,
+     ":2: not a `personae simulate` transcript row"),
+    ([{**sim_row("c1", SIM_LINES[:2]), "agents": []}], None,
+     ":1: agents: List should have at least 1 item"),
+    ([sim_row("c1", [("ana", "Hi"), ("zed", "Yo")])], None,
+     ":1: turn 1: speaker 'zed' is not one of the conversation's agents (ana, bo)"),
+    ([sim_row("c1", SIM_LINES[:2])], ["zed"],
+     "no agent 'zed' in this transcript (agents: ana, bo)"),
+    ([sim_row("c1", [("ana", ""), ("bo", "")])], None, "no turns with text to score"),
+])
+def test_bad_simulate_transcripts_are_one_line_errors(tmp_path: Path, rows: list,
+                                                      agents: list | None, needle: str) -> None:
+    from personae.steer.monitor import load_views
+
+    path = tmp_path / "transcripts.jsonl"
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    with pytest.raises(InputError) as info:
+        load_views(path, agents=agents)
+    assert "\n" not in str(info.value) and needle in str(info.value)
+    assert str(info.value).startswith(str(path))
+
+
+def test_agents_are_only_for_simulate_transcripts(tmp_path: Path) -> None:
+    from personae.steer.monitor import load_views
+
+    path = tmp_path / "t.json"
+    path.write_text(json.dumps(CONV))
+    with pytest.raises(InputError, match="choosing agents needs a `personae simulate`"):
+        load_views(path, agents=["ana"])
+
+
 # -- the bundled model ---------------------------------------------------------------------
 
 @pytest.fixture(scope="module")
@@ -236,3 +331,29 @@ def test_steering_along_the_vector_raises_its_projection(hf) -> None:  # noqa: A
                                layer + 3, items)
     (later_plain,) = score_responses(hf, vec, layer + 3, items)
     assert not np.allclose(later.per_token, later_plain.per_token, atol=1e-3)  # it propagates
+
+
+@pytest.mark.model
+def test_monitor_scores_each_agent_of_a_simulate_transcript_in_its_own_view(
+        hf, tmp_path: Path) -> None:  # noqa: ANN001
+    from personae.steer.monitor import load_views, score_responses
+
+    vec, layer = _random_vector(), 7
+    vec_path = vec.save(tmp_path / "r.safetensors")
+    path = tmp_path / "transcripts.jsonl"
+    path.write_text(json.dumps(sim_row("c1", SIM_LINES[:4], ("ana", "bo", "cy"))) + "\n")
+    result = CliRunner().invoke(app, ["monitor", str(path), "-v", str(vec_path), "-l",
+                                      str(layer), "--agent", "ana", "--agent", "bo"])
+    assert result.exit_code == 0, (result.output, result.exception)
+    rows = [json.loads(line) for line in result.stdout.splitlines()]
+    assert [(r["conversation_id"], r["agent"], r["turn"], r["assistant_turn"]) for r in rows] \
+        == [("c1", "ana", 0, 0), ("c1", "ana", 3, 1), ("c1", "bo", 1, 0)]
+    # Independent path: each turn read as the reply to what its speaker saw before it.
+    views = {v.agent: v for v in load_views(path)}
+    for r in rows:
+        view = views[r["agent"]]
+        j = view.positions.index(r["turn"])
+        (p,) = score_responses(hf, vec, layer, [(list(view.messages[:j]),
+                                                 view.messages[j].content)])
+        assert "".join(r["tokens"]) == view.messages[j].content
+        np.testing.assert_allclose(r["per_token"], p.per_token, rtol=1e-4, atol=1e-3)

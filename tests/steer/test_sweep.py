@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 from pathlib import Path
@@ -96,7 +97,7 @@ def test_summary_from_records_moves_text_and_flags_incoherent_coefficients(
     # NLL 1 + 3|c|: perplexity e^4 at ±1 is over 2 × e^1, e^2.5 at ±0.5 is over too.
     assert [r["coherent"] for r in s["rows"]] == [False, False, True, False, False]
     table = format_table(s)
-    assert "| 0 |" in table and "text: MOVES" in table and "coherence breaks at -1, -0.5" in table
+    assert "| 0 |" in table and "text score: MOVES" in table and "coherence breaks at -1, -0.5" in table
 
 
 @pytest.mark.model
@@ -110,6 +111,12 @@ def test_sweep_runs_on_the_bundled_model_and_resumes_without_new_work(tmp_path: 
                       relative=True, trait="extroverted", questions=2, items=2, max_tokens=8)
     summary, files = run_sweep(cfg, tmp_path / "run", progress="off")
     assert {"json", "table", "plot"} <= set(files)
+    # sweep.json records what was resolved: the domain, its direction, the vector's hash.
+    saved = json.loads(files["json"].read_text())
+    assert saved["config"]["scale"] == "E" and saved["config"]["relative"] is True
+    assert saved["config"]["vector_sha256"] == hashlib.sha256(path.read_bytes()).hexdigest()
+    assert saved["instrument"]["label"] == "E Extraversion" and saved["instrument"]["sign"] == 1
+    assert "| instrument (E Extraversion) |" in files["table"].read_text()
     assert files["plot"].read_text().startswith("<svg")
     for row in summary["rows"]:
         assert row["text"]["n"] == 2 and row["instrument"]["n"] == 2
@@ -144,7 +151,8 @@ def test_sweep_checks_baseline_norms_and_held_out_questions_before_any_work(
     path = bare.save(tmp_path / "bare.safetensors")
     out = tmp_path / "run"
     proc = run_cli("steer", "sweep", "-v", str(path), "-l", "1", "-o", str(out))
-    assert_one_line_error(proc, 2, "no residual norms", "--absolute")
+    assert_one_line_error(proc, 2, "relative coefficients (--relative, the default) need the "
+                          "layers' residual norms", "pass --absolute")
     proc = run_cli("steer", "sweep", "-v", str(path), "-l", "1", "--steps", "4",
                    "--absolute", "-o", str(out))
     assert_one_line_error(proc, 2, "coefficient 0")
@@ -155,3 +163,46 @@ def test_sweep_checks_baseline_norms_and_held_out_questions_before_any_work(
     proc = run_cli("steer", "sweep", "-v", str(path), "-l", "1", "--absolute", "-o", str(out))
     assert_one_line_error(proc, 2, "first 35 of the 40", "--questions")
     assert not out.exists()
+
+
+class _Base:
+    """Stands in for the unsteered hf model: the sweep's checks need no weights."""
+
+    capabilities = frozenset({"hidden_states"})
+    identity = "stub"
+    steerings = ()
+
+
+def test_sweep_resolves_and_labels_a_reversed_domain(tmp_path: Path) -> None:
+    from personae.steer.sweep import Sweep
+
+    vec = PersonaVector.from_array(np.ones((4, 8), np.float32), trait="introverted",
+                                   model="m", position="response_avg", method="mean_diff",
+                                   residual_norms=[5.0] * 4)
+    path = vec.save(tmp_path / "intro.safetensors")
+    coefs = [-1.0, -0.5, 0.0, 0.5, 1.0]
+    sweep = Sweep(SweepConfig(vector=str(path), layer=1, coefficients=coefs), base=_Base())
+    digest = hashlib.sha256(path.read_bytes()).hexdigest()
+    assert (sweep.config.scale, sweep.config.vector_sha256, sweep.sign) == ("E", digest, -1)
+    assert sweep.scale.label == "E Extraversion, reversed" and sweep.scale.items == 24
+    store = RunStore(tmp_path / "run")
+    _fill(store, coefs)
+    s = summarise(sweep.config, store, {"instrument": sweep.sign}, sweep.scale)
+    assert s["config"]["scale"] == "E" and s["config"]["vector_sha256"] == digest
+    assert s["instrument"] == {
+        "instrument": "ipip-120", "questionnaire": s["instrument"]["questionnaire"],
+        "trait": "introverted", "scale": "E", "scale_name": "Extraversion", "sign": -1,
+        "items": 24, "direction": "reversed", "label": "E Extraversion, reversed"}
+    table = format_table(s)
+    assert table.splitlines()[0].startswith(
+        "| coefficient (× residual norm) | instrument (E Extraversion, reversed) | text score |")
+    assert "- instrument (E Extraversion, reversed): " in table
+    assert "domain E (Extraversion), mean keyed item score over 24 items; reversed: " \
+        "introverted is expected to lower it." in table
+    # An explicit --scale on another domain is scored as keyed; a changed file is refused.
+    other = Sweep(SweepConfig(vector=str(path), layer=1, coefficients=coefs, scale="A"),
+                  base=_Base())
+    assert (other.scale.label, other.sign) == ("A Agreeableness", 1)
+    with pytest.raises(InputError, match="the file changed"):
+        Sweep(SweepConfig(vector=str(path), layer=1, coefficients=coefs,
+                          vector_sha256="0" * 64), base=_Base())

@@ -1,8 +1,29 @@
 """Persona vectors on open-weight models: extract, save/load, monitor, steer, sweep.
 
->>> from personae.steer import PersonaVector, load_vector
+Load a vector and steer a transformers model with it inside a ``with`` block::
+
+    import asyncio
+    from personae.models import ChatParams, Message, load_model
+    from personae.steer import load_vector, steering
+
+    hf = load_model("hf:bundled")
+    vector = load_vector("extroverted.safetensors")
+    with steering(hf.model, vector, 15, 0.25, relative=True):
+        reply = asyncio.run(hf.chat([Message(role="user", content="Hi!")],
+                                    ChatParams(max_tokens=40, temperature=0)))
+
+>>> from personae.steer import PersonaVector, Steering, load_vector, steering
 """
 
+from personae.steer.apply import (
+    Steering,
+    apply_steering,
+    load_steer_spec,
+    parse_steer_spec,
+    steering,
+    steering_identity,
+    steerings_for,
+)
 from personae.steer.vector import (
     LAYER_CONVENTION,
     METHODS,
@@ -12,5 +33,6 @@ from personae.steer.vector import (
     load_vector,
 )
 
-__all__ = ["LAYER_CONVENTION", "METHODS", "POSITIONS", "PersonaVector", "VectorMeta",
-           "load_vector"]
+__all__ = ["LAYER_CONVENTION", "METHODS", "POSITIONS", "PersonaVector", "Steering",
+           "VectorMeta", "apply_steering", "load_steer_spec", "load_vector", "parse_steer_spec",
+           "steering", "steering_identity", "steerings_for"]

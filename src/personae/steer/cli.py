@@ -1,7 +1,12 @@
 """``personae steer``: extract, monitor, apply, export-gguf, sweep.
 
-Errors are raised as `InputError`/`RunError`; the ``personae`` entry point (`personae.cli.main`)
-prints them as one line and sets the exit code.
+Every command checks all its inputs (files, layers, options, output paths) before it loads a
+model. Errors are raised as `InputError`/`RunError`; the ``personae`` entry point
+(`personae.cli.main`) prints them as one line and sets the exit code.
+
+Coefficients are relative by default in ``apply``, ``sweep`` and ``export-gguf --coef``
+(× the layer's typical residual norm, which personae stores with each extracted vector);
+``--absolute`` makes them activation units, for vector files without residual norms.
 """
 
 from __future__ import annotations
@@ -16,6 +21,13 @@ from rich.console import Console
 from rich.table import Table
 
 from personae.errors import InputError
+from personae.steer.inputs import (
+    RELATIVE_HELP,
+    check_output_file,
+    check_run_dir,
+    require_hf_spec,
+    require_residual_norms,
+)
 from personae.steer.vector import METHODS, POSITIONS
 
 app = typer.Typer(no_args_is_help=True, add_completion=False,
@@ -23,6 +35,8 @@ app = typer.Typer(no_args_is_help=True, add_completion=False,
 
 ModelOpt = Annotated[str, typer.Option("--model", "-m", help="A white-box model spec: "
                                        "hf:bundled or hf:PATH.")]
+# One flag pair and one default for every command that takes a coefficient.
+RelativeOpt = Annotated[bool, typer.Option("--relative/--absolute", help=RELATIVE_HELP)]
 
 
 @app.command()
@@ -53,7 +67,7 @@ def extract(
                                            "response.")] = False,
 ) -> None:
     """Extract a persona vector for every layer from a trait's contrastive prompts."""
-    from personae.steer.extract import extract_vectors
+    from personae.steer.extract import extract_vectors, output_paths
     from personae.steer.traits import load_trait
 
     if method not in METHODS:
@@ -62,13 +76,21 @@ def extract(
         raise InputError(f"--position {position!r}: choose one of {', '.join(POSITIONS)}, all")
     if out is not None and out.suffix not in ("", ".safetensors"):
         raise InputError(f"--out {out}: a vector file ends in .safetensors")
-    spec = load_trait(trait)  # before loading the model: a bad file fails fast
+    spec = load_trait(trait)
+    if method == "pca" and spec.limit(n_instructions=instructions,
+                                      n_questions=questions).n_pairs < 2:
+        raise InputError("--method pca needs at least 2 contrastive pairs; use more "
+                         "--questions or --method mean_diff")
     positions = list(POSITIONS) if position == "all" else [position]
+    target = out or Path(f"{spec.name}.safetensors")
+    for path in output_paths(target, positions).values():
+        check_output_file(path, "--out")
+    require_hf_spec(model, "extract")
     result = extract_vectors(model, spec, method=method,  # type: ignore[arg-type]
                              positions=positions, n_instructions=instructions,
                              n_questions=questions, max_tokens=max_tokens,
                              temperature=temperature, seed=seed, cache=not no_cache)
-    paths = result.save(out or Path(f"{spec.name}.safetensors"))
+    paths = result.save(target)
     err = Console(stderr=True)
     first = result.vectors[positions[0]]
     layers = sorted({0, first.n_layers // 4, first.n_layers // 2, 3 * first.n_layers // 4,
@@ -95,47 +117,61 @@ def _norm_cell(norms: list[float], residual: list[float] | None, layer: int) -> 
 @app.command()
 def monitor(
     transcript: Annotated[Path, typer.Argument(help="Chat transcript: JSON/JSONL messages, "
-                                               "or an Assistant Axis transcript.")],
+                                               "an Assistant Axis transcript, or the "
+                                               "transcripts.jsonl of `personae simulate` "
+                                               "(scored per agent).")],
     vector: Annotated[Path, typer.Option("--vector", "-v", help="A .safetensors vector (or a "
                                          "persona_vectors .pt).")],
     layer: Annotated[int, typer.Option("--layer", "-l", min=0, help="Decoder block whose "
                                        "output is projected (from 0).")],
     model: ModelOpt = "hf:bundled",
+    agent: Annotated[list[str] | None, typer.Option(
+        "--agent", "-a", help="A simulate transcript's agent to score, in its own view "
+        "(repeat for several; default: every agent).")] = None,
     out: Annotated[Path | None, typer.Option("--out", "-o", help="Write JSON lines here "
                                              "instead of stdout.")] = None,
     max_context: Annotated[int | None, typer.Option(min=64, help="Tokens per forward pass "
                                                     "(default: the model's context).")] = None,
 ) -> None:
     """Project every assistant turn of TRANSCRIPT on a vector: a mean per turn and
-    per-token values (JSON lines), with a summary table on stderr."""
+    per-token values (JSON lines: conversation, agent, turn...), with a summary table on
+    stderr."""
     from personae._files import atomic_write
     from personae.models import load_model
     from personae.steer.extract import require_white_box
-    from personae.steer.monitor import score_transcript
+    from personae.steer.monitor import load_views, score_transcript
     from personae.steer.vector import load_vector
 
     vec = load_vector(vector)
     vec.check_layer(layer)
-    if not transcript.is_file():
-        raise InputError(f"{transcript}: no such transcript file")
+    vec.unit(layer)  # a zero row cannot be projected on
+    views = load_views(transcript, agents=agent)
+    if out is not None:
+        check_output_file(out, "--out")
+    require_hf_spec(model, "monitor")
     hf = require_white_box(load_model(model))
     err = Console(stderr=True)
     if vec.meta.model != getattr(hf, "identity", vec.meta.model):
         err.print(f"[yellow]note: {vector} was extracted from {vec.meta.model}, not "
                   f"{hf.identity}[/]")
-    scores = score_transcript(hf, vec, transcript, layer, max_context=max_context)
+    scores = score_transcript(hf, vec, views, layer, max_context=max_context)
     lines = "".join(s.model_dump_json() + "\n" for s in scores)
     if out is not None:
         atomic_write(out, lines)
     else:
         sys.stdout.write(lines)
         sys.stdout.flush()
+    simulated = any(s.agent is not None for s in scores)
     table = Table(title=f"{transcript.name}: projection on {vec.meta.trait} at layer {layer}")
-    for col in ("conv", "turn", "tokens", "mean", "context from"):
-        table.add_column(col, justify="right")
+    columns = (("conversation", "agent", "turn", "own turn") if simulated
+               else ("conv", "turn"))
+    for col in (*columns, "tokens", "mean", "context from"):
+        table.add_column(col, justify="left" if col in ("conversation", "agent") else "right")
     for s in scores:
-        table.add_row(str(s.conversation), str(s.turn), str(s.n_tokens),
-                      "—" if s.mean is None else f"{s.mean:.3f}", str(s.context_start))
+        ids = ((str(s.conversation_id), str(s.agent), str(s.turn), str(s.assistant_turn + 1))
+               if simulated else (str(s.conversation), str(s.turn)))
+        table.add_row(*ids, str(s.n_tokens), "—" if s.mean is None else f"{s.mean:.3f}",
+                      str(s.context_start))
     err.print(table)
     if out is not None:
         err.print(f"wrote {len(scores)} turns to {out}")
@@ -150,9 +186,7 @@ def sweep(
     k: Annotated[float, typer.Option("--k", help="Coefficients run from -k to +k.")] = 0.5,
     steps: Annotated[int, typer.Option(min=2, max=41, help="How many coefficients "
                                        "(odd includes 0).")] = 5,
-    absolute: Annotated[bool, typer.Option("--absolute", help="Coefficients are lengths in "
-                                           "activation units, not multiples of the layer's "
-                                           "typical residual norm.")] = False,
+    relative: RelativeOpt = True,
     trait: Annotated[str | None, typer.Option("--trait", "-t", help="Trait name or file for "
                                               "the questions and the text scorer (default: "
                                               "the vector's).")] = None,
@@ -175,12 +209,12 @@ def sweep(
     an embedding text score, the activation projection and coherence (perplexity)."""
     from personae.steer.sweep import SweepConfig, format_table, run_sweep, symmetric_coefficients
 
-    config = SweepConfig(vector=str(vector), layer=layer, relative=not absolute,
+    config = SweepConfig(vector=str(vector), layer=layer, relative=relative,
                          coefficients=symmetric_coefficients(k, steps), trait=trait,
                          model=model, questions=questions, max_tokens=max_tokens,
                          instrument=instrument, scale=scale, items=items, seed=seed)
-    run_dir = out or Path("personae-runs") / f"sweep-{vector.stem}-L{layer}"
-    summary, files = run_sweep(config, run_dir)
+    run_dir = check_run_dir(out or Path("personae-runs") / f"sweep-{vector.stem}-L{layer}")
+    summary, files = run_sweep(config, run_dir)  # checks every input before the model loads
     sys.stderr.write(format_table(summary))  # Markdown: not wrapped to the terminal width
     print(files.get("plot", files["table"]))
 
@@ -211,8 +245,7 @@ def apply(
                                              "steer, from 0 (repeat for several).")],
     coef: Annotated[float, typer.Option("--coef", "-c", help="Coefficient: the length of the "
                                         "push along the unit vector.")],
-    relative: Annotated[bool, typer.Option("--relative", help="Coefficient × the layer's "
-                                           "typical residual norm.")] = False,
+    relative: RelativeOpt = True,
     model: Annotated[str, typer.Option("--model", "-m", help="hf:bundled, hf:PATH, bundled or "
                                        "llamacpp:PATH.gguf.")] = "hf:bundled",
     system: Annotated[str | None, typer.Option(help="A system prompt.")] = None,
@@ -222,6 +255,7 @@ def apply(
 ) -> None:
     """Print the model's reply to PROMPT with the vector added at the chosen layers."""
     from personae.models import ChatParams, Message, load_model, parse_model_spec
+    from personae.steer.apply import load_steer_spec, load_steering_file
 
     text = " ".join(prompt).strip()
     if not text:
@@ -230,9 +264,18 @@ def apply(
     if parsed.backend not in STEERABLE:
         raise InputError(f"model {model!r}: steering needs the hf or llamacpp backend "
                          "(hf:bundled, bundled)")
+    if parsed.backend == "llamacpp" and 0 in layer:
+        raise InputError("--layer 0: llama.cpp cannot steer block 0 (its control vectors start "
+                         "at block 1); use an hf: model or another layer")
+    vec, normalize = load_steering_file(vector)
+    for i in layer:
+        vec.check_layer(i)
+    if relative:
+        require_residual_norms(vec, vector, normalize=normalize)
     option = steer_option(vector, layer, coef, relative)
     if parsed.options.get("steer"):
         option = f"{parsed.options['steer']},{option}"
+    load_steer_spec(option)  # the whole steering, checked before the model loads
     backend = load_model(parsed, steer=option)
     messages = ([Message(role="system", content=system)] if system else []) + [
         Message(role="user", content=text)]
@@ -253,8 +296,9 @@ def export_gguf(
                                         "llama.cpp cannot steer 0), or 'all'.")] = "all",
     coef: Annotated[float | None, typer.Option("--coef", help="Bake this coefficient in "
                                                "(default: unit vectors).")] = None,
-    relative: Annotated[bool, typer.Option("--relative", help="The baked coefficient × the "
-                                           "layer's residual norm.")] = False,
+    relative: Annotated[bool | None, typer.Option(
+        "--relative/--absolute", show_default=False,
+        help="With --coef (default: relative): " + RELATIVE_HELP)] = None,
     model_hint: Annotated[str, typer.Option(help="controlvector.model_hint (the model "
                                             "type).")] = "llama",
 ) -> None:
@@ -262,10 +306,20 @@ def export_gguf(
     from personae.steer.apply import load_steering_file
     from personae.steer.gguf import export_control_vector
 
-    if relative and coef is None:
-        raise InputError("--relative needs --coef")
-    vec, _ = load_steering_file(vector)
+    if relative is not None and coef is None:
+        raise InputError(f"--{'relative' if relative else 'absolute'} needs --coef (without it "
+                         "the file holds unit vectors)")
+    relative = coef is not None and relative is not False  # the shared default: relative
+    if out.suffix not in ("", ".gguf"):
+        raise InputError(f"--out {out}: a control vector file ends in .gguf")
+    check_output_file(out if out.suffix == ".gguf" else out.with_name(out.name + ".gguf"),
+                      "--out")
+    vec, normalize = load_steering_file(vector)
     chosen = None if layers.strip() == "all" else _int_list(layers)
+    for i in chosen or ():
+        vec.check_layer(i)
+    if relative:
+        require_residual_norms(vec, vector, normalize=normalize)
     path = export_control_vector(vec, out, layers=chosen, coefficient=coef, relative=relative,
                                  model_hint=model_hint)
     typer.echo(str(path))

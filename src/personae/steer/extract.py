@@ -36,7 +36,7 @@ from personae.models.base import Capability, ChatParams, Message, Model, require
 from personae.runtime import ChatRequest, ProgressReporter, ResponseCache, Runner
 from personae.steer.apply import decoder_layers
 from personae.steer.traits import TraitSpec, load_trait
-from personae.steer.vector import METHODS, POSITIONS, PersonaVector
+from personae.steer.vector import METHODS, POSITIONS, PersonaVector, save_target
 
 Position = Literal["response_avg", "prompt_last", "prompt_avg"]
 Method = Literal["mean_diff", "pca"]
@@ -284,13 +284,23 @@ class Extraction:
     def save(self, path: str | Path) -> list[Path]:
         """Write each position's vector: the first to ``path``, the others beside it as
         ``STEM-POSITION.safetensors``. Returns the written tensor paths."""
-        target = Path(path)
-        stem = target.name.removesuffix(".safetensors")
-        out = []
-        for k, (position, vector) in enumerate(self.vectors.items()):
-            name = target if k == 0 else target.with_name(f"{stem}-{position}.safetensors")
-            out.append(vector.save(name))
-        return out
+        names = output_paths(path, list(self.vectors))
+        return [vector.save(names[position]) for position, vector in self.vectors.items()]
+
+
+def output_paths(path: str | Path, positions: Sequence[str]) -> dict[str, Path]:
+    """Where `Extraction.save` writes each position's vector (checked: call it before
+    extracting, so a bad ``--out`` fails before the model loads).
+
+    >>> {k: p.name for k, p in output_paths("ex.safetensors", ["response_avg",
+    ...                                                        "prompt_last"]).items()}
+    {'response_avg': 'ex.safetensors', 'prompt_last': 'ex-prompt_last.safetensors'}
+    """
+    target = save_target(path)
+    stem = target.name.removesuffix(".safetensors")
+    return {position: target if k == 0 else save_target(
+        target.with_name(f"{stem}-{position}.safetensors"))
+        for k, position in enumerate(positions)}
 
 
 def extract_vector(model: Model | str, trait: TraitSpec | str | Path, *,

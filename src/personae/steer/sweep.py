@@ -32,7 +32,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from personae._files import atomic_write
 from personae.errors import InputError
-from personae.models import ChatParams, Message
+from personae.models import ChatParams, Message, parse_model_spec
 from personae.runtime.progress import ProgressReporter
 from personae.runtime.store import RunStore
 from personae.stats import MetricValue, mean_ci, spearman_ci
@@ -52,19 +52,69 @@ class SweepConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     vector: str
-    vector_sha256: str = ""
+    vector_sha256: str = ""  # filled in from the file when the sweep starts; checked if given
     layer: int = Field(ge=0)
     coefficients: list[float] = Field(min_length=2)
-    relative: bool = False
+    relative: bool = True  # × the layer's residual norm, as `personae steer sweep/apply` default
     trait: str | None = None  # trait name or file; default: the vector's trait
     model: str = "hf:bundled"
     questions: int = Field(default=12, ge=2)
     max_tokens: int = Field(default=48, ge=4)
     instrument: str = "ipip-120"
-    scale: str | None = None  # a domain id such as "E"; None: from TRAIT_DOMAINS, or skipped
+    # A domain id such as "E"; None: from TRAIT_DOMAINS (resolved when the sweep starts), or
+    # no instrument measure for a trait not listed there.
+    scale: str | None = None
     items: int | None = Field(default=None, ge=2)
     seed: int = 0
     coherence_ratio: float = Field(default=2.0, gt=1.0)
+
+
+class InstrumentScale(BaseModel):
+    """What the instrument column measures: a questionnaire domain, and which way the trait
+    should move it (``sign`` -1: the trait lowers the domain, e.g. introverted on
+    Extraversion)."""
+
+    instrument: str  # as given: a bundled name or a file
+    questionnaire: str = ""  # its name
+    trait: str | None = None  # whose direction ``sign`` is
+    scale: str | None = None  # domain id; None: not measured
+    scale_name: str | None = None
+    sign: int = 1
+    items: int = 0
+
+    @property
+    def direction(self) -> str:
+        return "reversed" if self.sign < 0 else "forward"
+
+    @property
+    def label(self) -> str:
+        """``E Extraversion, reversed`` (the direction is named only when reversed).
+
+        >>> InstrumentScale(instrument="ipip-120", scale="E", scale_name="Extraversion",
+        ...                 sign=-1).label
+        'E Extraversion, reversed'
+        """
+        if self.scale is None:
+            return "no scale"
+        name = f"{self.scale} {self.scale_name}" if self.scale_name else self.scale
+        return f"{name}, reversed" if self.sign < 0 else name
+
+    def as_dict(self) -> dict[str, Any]:
+        return {**self.model_dump(), "direction": self.direction, "label": self.label}
+
+
+def resolve_scale(trait: str, scale: str | None) -> tuple[str | None, int]:
+    """The domain a trait's sweep scores and the direction the trait should move it:
+    ``scale`` if given (reversed when the trait is known to lower that domain), else the
+    bundled trait's entry in `TRAIT_DOMAINS`, else none.
+
+    >>> resolve_scale("introverted", None), resolve_scale("introverted", "A")
+    (('E', -1), ('A', 1))
+    """
+    known, sign = TRAIT_DOMAINS.get(trait, (None, 1))
+    if scale is None:
+        return known, sign
+    return scale, sign if scale == known else 1
 
 
 def symmetric_coefficients(k: float, steps: int) -> list[float]:
@@ -133,11 +183,13 @@ def trend(coefs: Sequence[float], values: Sequence[float], means: Sequence[float
 
 
 def summarise(config: SweepConfig, store: RunStore,
-              expected: dict[str, int] | None = None) -> dict[str, Any]:
+              expected: dict[str, int] | None = None,
+              instrument: InstrumentScale | None = None) -> dict[str, Any]:
     """Per-coefficient measures with CIs, trends and the coherence verdict, from the store.
 
     ``expected`` gives the direction each measure should move in (+1 up, -1 down) if the
-    vector does what its trait says: text and projection up; the instrument per its domain.
+    vector does what its trait says: text and projection up; the instrument per its domain
+    (``instrument``: what its column measures, recorded in the summary).
     """
     coefs = config.coefficients
     rows: list[dict[str, Any]] = []
@@ -172,8 +224,9 @@ def summarise(config: SweepConfig, store: RunStore,
                          and ppl <= config.coherence_ratio * base)
     for name, t in trends.items():
         t["expected"] = (expected or {}).get(name)
-    return {"config": config.model_dump(), "rows": rows, "trends": trends,
-            "coherent_everywhere": all(r["coherent"] for r in rows),
+    scale = instrument or InstrumentScale(instrument=config.instrument, scale=config.scale)
+    return {"config": config.model_dump(), "instrument": scale.as_dict(), "rows": rows,
+            "trends": trends, "coherent_everywhere": all(r["coherent"] for r in rows),
             "unsteered_perplexity": base}
 
 
@@ -194,53 +247,100 @@ class Sweep:
     """One sweep bound to its run store. ``await sweep.run()`` does (or finishes) the work."""
 
     def __init__(self, config: SweepConfig, *, base: Any | None = None,
-                 progress: str = "auto") -> None:
-        from personae.instruments import load_questionnaire
+                 progress: str = "auto", run_dir: str | Path | None = None) -> None:
         from personae.models import load_model
-        from personae.steer.apply import Steering
-        from personae.steer.traits import load_trait
-        from personae.steer.vector import file_digest, load_vector
 
-        self.config, self.progress = config, progress
-        # All input is checked before the directory is bound or the model is loaded.
-        self.vector = load_vector(config.vector)
-        self.vector.check_layer(config.layer)
-        if 0.0 not in config.coefficients:
-            raise InputError("the sweep needs coefficient 0: it is the unsteered baseline "
-                             "for coherence (use an odd number of --steps)")
-        try:  # relative coefficients need the vector's residual norms
-            Steering(self.vector, config.layer, 1.0, config.relative)
-        except InputError as exc:
-            raise InputError(f"{config.vector}: {exc} (--absolute)") from None
-        self.trait = load_trait(config.trait or _trait_ref(self.vector.meta))
-        used = self.vector.meta.extra.get("n_questions")
-        if self.vector.meta.trait == self.trait.name and isinstance(used, int) and \
-                used + config.questions > len(self.trait.questions):
-            raise InputError(f"the vector was extracted from the first {used} of the "
-                             f"{len(self.trait.questions)} {self.trait.name} questions; "
-                             f"{config.questions} held-out questions do not fit (--questions)")
-        self.questions = held_out_questions(self.trait.questions, config.questions)
+        self.progress = progress
+        self._check_inputs(config)  # everything but the model, before the model loads
+        if run_dir is not None:
+            self.check_store(Path(run_dir))
+        if base is None:
+            from personae.steer.inputs import require_hf_spec
+
+            require_hf_spec(config.model, "the sweep")
+            if parse_model_spec(config.model).options.get("steer"):
+                raise InputError(f"--model {config.model}: the sweep's base model must be "
+                                 "unsteered (drop the steer= option)")
         self.base = base if base is not None else load_model(config.model)
         if "hidden_states" not in self.base.capabilities:
             raise InputError(f"{config.model}: the sweep reads activations; use an hf: model")
         if getattr(self.base, "steerings", ()):
             raise InputError(f"{config.model}: the sweep's base model must be unsteered "
                              "(drop the steer= option)")
-        domain, self.sign = (config.scale, 1) if config.scale else TRAIT_DOMAINS.get(
-            self.trait.name, (None, 1))
-        self.questionnaire = load_questionnaire(config.instrument)
+        self.identity = {**self._identity_without_model(),
+                         "model_identity": self.base.identity}
+        self.store: RunStore
+
+    def _check_inputs(self, given: SweepConfig) -> None:
+        from personae.instruments import load_questionnaire
+        from personae.steer.inputs import require_residual_norms
+        from personae.steer.traits import load_trait
+        from personae.steer.vector import file_digest, load_vector
+
+        self.vector = load_vector(given.vector)
+        self.vector.check_layer(given.layer)
+        digest = file_digest(given.vector)
+        if given.vector_sha256 and given.vector_sha256 != digest:
+            raise InputError(f"{given.vector}: its sha256 is {digest[:16]}…, the sweep's "
+                             f"settings name {given.vector_sha256[:16]}…: the file changed")
+        if 0.0 not in given.coefficients:
+            raise InputError("the sweep needs coefficient 0: it is the unsteered baseline "
+                             "for coherence (use an odd number of --steps)")
+        if given.relative:
+            require_residual_norms(self.vector, given.vector)
+        self.trait = load_trait(given.trait or _trait_ref(self.vector.meta))
+        used = self.vector.meta.extra.get("n_questions")
+        if self.vector.meta.trait == self.trait.name and isinstance(used, int) and \
+                used + given.questions > len(self.trait.questions):
+            raise InputError(f"the vector was extracted from the first {used} of the "
+                             f"{len(self.trait.questions)} {self.trait.name} questions; "
+                             f"{given.questions} held-out questions do not fit (--questions)")
+        self.questions = held_out_questions(self.trait.questions, given.questions)
+        domain, self.sign = resolve_scale(self.trait.name, given.scale)
+        self.questionnaire = load_questionnaire(given.instrument)
         self.items = []
         if domain is not None:
             self.items = [i for i in self.questionnaire.items if i.scale == domain]
             if not self.items:
-                raise InputError(f"{config.instrument}: no items score on scale {domain!r}")
-            self.items = self.items[: config.items]
+                raise InputError(f"{given.instrument}: no items score on scale {domain!r} "
+                                 "(--scale)")
+            self.items = self.items[: given.items]
         self.domain = domain
-        self.identity = {**config.model_dump(), "vector_sha256": file_digest(config.vector),
-                         "trait_sha256": self.trait.source_hash,
-                         "questionnaire": self.questionnaire.model_dump(mode="json"),
-                         "model_identity": self.base.identity}
-        self.store: RunStore
+        names = {sc.id: sc.name for sc in self.questionnaire.scales}
+        self.scale = InstrumentScale(instrument=given.instrument, trait=self.trait.name,
+                                     questionnaire=self.questionnaire.name, scale=domain,
+                                     scale_name=names.get(domain or ""), sign=self.sign,
+                                     items=len(self.items))
+        # What the sweep resolved is what it records: the summary's config names the domain
+        # and the vector file's hash, not the defaults they were resolved from.
+        self.config = given.model_copy(update={"scale": domain, "vector_sha256": digest})
+
+    def _identity_without_model(self) -> dict[str, Any]:
+        return {**self.config.model_dump(), "trait_sha256": self.trait.source_hash,
+                "questionnaire": self.questionnaire.model_dump(mode="json")}
+
+    def check_store(self, run_dir: Path) -> None:
+        """Refuse, before the model loads, a run directory that holds a sweep with other
+        settings (the model's identity is compared when the store is bound)."""
+        from personae.runtime.store import STORE_FILE
+        from personae.steer.inputs import check_run_dir
+
+        if not (check_run_dir(run_dir) / STORE_FILE).is_file():
+            return
+        store = RunStore(run_dir)
+        try:
+            stored = store.get_meta("config")
+        finally:
+            store.close()
+        if stored is None:
+            return
+        old, new = json.loads(stored), self._identity_without_model()
+        changed = sorted(k for k in set(old) | set(new)
+                         if k != "model_identity" and old.get(k) != new.get(k))
+        if changed:
+            raise InputError(f"{run_dir} holds a run with other settings ({', '.join(changed)} "
+                             "differ); re-run with the same settings to resume, or pass "
+                             "another --out")
 
     def bind(self, store: RunStore) -> None:
         """Use ``store``; refused when it holds a sweep with other settings."""
@@ -255,7 +355,7 @@ class Sweep:
             await self._instrument(steered, c)
         await self._readout()
         return summarise(self.config, self.store,
-                         {"text": 1, "projection": 1, "instrument": self.sign})
+                         {"text": 1, "projection": 1, "instrument": self.sign}, self.scale)
 
     async def _responses(self, model: Any, c: float) -> None:
         todo = [(i, q) for i, q in enumerate(self.questions)
@@ -391,10 +491,23 @@ def _logits(net: Any, ids: Sequence[int]) -> np.ndarray:
         return net(input_ids=torch.tensor([list(ids)])).logits[0].float().numpy()
 
 
+def measure_label(summary: dict[str, Any], name: str) -> str:
+    """A measure's column name; the instrument's names its domain and direction.
+
+    >>> measure_label({"instrument": {"label": "E Extraversion, reversed"}}, "instrument")
+    'instrument (E Extraversion, reversed)'
+    """
+    if name == "instrument":
+        label = (summary.get("instrument") or {}).get("label") or "no scale"
+        return f"instrument ({label})"
+    return "text score" if name == "text" else name
+
+
 def format_table(summary: dict[str, Any]) -> str:
     """The per-coefficient table (Markdown), then one line per measure: does it move?"""
-    head = ("| coefficient | instrument | text score | projection | perplexity | coherent |\n"
-            "|---:|---|---|---|---|---|\n")
+    unit = " (× residual norm)" if summary["config"].get("relative") else " (absolute)"
+    head = (f"| coefficient{unit} | " + " | ".join(measure_label(summary, m) for m in MEASURES)
+            + " | coherent |\n|---:|---|---|---|---|---|\n")
     lines = []
     for r in summary["rows"]:
         cells = [f"{r['coefficient']:g}"]
@@ -403,8 +516,25 @@ def format_table(summary: dict[str, Any]) -> str:
             cells.append(format(MetricValue(**r[name]), spec))
         cells.append("yes" if r["coherent"] else "no")
         lines.append("| " + " | ".join(cells) + " |")
-    verdicts = [f"- {name}: {verdict(summary, name)}" for name in MEASURES]
-    return head + "\n".join(lines) + "\n\n" + "\n".join(verdicts) + "\n"
+    verdicts = [f"- {measure_label(summary, name)}: {verdict(summary, name)}"
+                for name in MEASURES]
+    legend = instrument_legend(summary)
+    return (head + "\n".join(lines) + "\n\n" + "\n".join(verdicts) + "\n"
+            + (f"\n{legend}\n" if legend else ""))
+
+
+def instrument_legend(summary: dict[str, Any]) -> str:
+    """One line on what the instrument column is (empty when it was not measured)."""
+    ins = summary.get("instrument") or {}
+    if not ins.get("scale"):
+        return ""
+    trait = ins.get("trait") or "the trait"
+    name = f" ({ins['scale_name']})" if ins.get("scale_name") else ""
+    way = (f"reversed: {trait} is expected to lower it" if ins.get("sign", 1) < 0
+           else f"{trait} is expected to raise it")
+    return (f"instrument: {ins.get('questionnaire') or ins.get('instrument')} domain "
+            f"{ins['scale']}{name}, mean keyed item score over {ins.get('items', 0)} items; "
+            f"{way}.")
 
 
 def verdict(summary: dict[str, Any], name: str) -> str:
@@ -431,11 +561,13 @@ def plot_svg(summary: dict[str, Any]) -> str | None:
     from personae.report.plots import ci_panels_svg
 
     rows = summary["rows"]
-    notes = {name: verdict(summary, name).split(" (")[0] for name in MEASURES}
+    notes = {measure_label(summary, name): verdict(summary, name).split(" (")[0]
+             for name in MEASURES}
     cfg = summary["config"]
     unit = " × residual norm" if cfg["relative"] else ""
     return ci_panels_svg([r["coefficient"] for r in rows],
-                         [(name, [r[name] for r in rows]) for name in MEASURES],
+                         [(measure_label(summary, name), [r[name] for r in rows])
+                          for name in MEASURES],
                          xlabel=f"coefficient{unit}", notes=notes, salt="sweep",
                          title=f"Steering sweep: {Path(cfg['vector']).name} at layer "
                                f"{cfg['layer']}")
@@ -463,7 +595,7 @@ def run_sweep(config: SweepConfig, out: str | Path, *, base: Any | None = None,
     """
     run_dir = Path(out)
     config = config.model_copy(update={"vector": str(vector_file(config.vector))})
-    sweep = Sweep(config, base=base, progress=progress)  # checks the input first
+    sweep = Sweep(config, base=base, progress=progress, run_dir=run_dir)  # input first
     store = RunStore(run_dir)
     try:
         sweep.bind(store)

@@ -110,19 +110,32 @@ class PersonaVector:
         """Write ``path`` (.safetensors) and its ``.json`` sidecar; returns the tensor path."""
         from safetensors.numpy import save
 
-        target = Path(path)
-        if target.suffix != ".safetensors":
-            target = target.with_name(target.name + ".safetensors")
-        side = sidecar_path(target)
-        if side.exists() and not _is_sidecar(side):
-            # e.g. the trait file evil.json beside evil.safetensors: never overwrite input.
-            raise InputError(f"{side}: exists and is not a personae vector sidecar; save the "
-                             "vector under another name")
+        target = save_target(path)
         blob = save({"vectors": self.vectors}, metadata={"format": FORMAT})
         meta = self.meta.model_copy(update={"vectors_sha256": hashlib.sha256(blob).hexdigest()})
         atomic_write(target, blob)
         atomic_write(sidecar_path(target), meta.model_dump_json(indent=2) + "\n")
         return target
+
+
+def save_target(path: str | Path) -> Path:
+    """The tensor file `PersonaVector.save` writes for ``path`` (``.safetensors`` added), checked
+    before any work: its ``.json`` sidecar must not overwrite another JSON file.
+
+    >>> save_target("out/evil").name
+    'evil.safetensors'
+    """
+    target = Path(path)
+    if target.suffix != ".safetensors":
+        target = target.with_name(target.name + ".safetensors")
+    side = sidecar_path(target)
+    if side.exists() and not _is_sidecar(side):
+        # e.g. the trait file evil.json beside evil.safetensors: never overwrite input.
+        raise InputError(f"{side}: exists and is not a personae vector sidecar; save the "
+                         "vector under another name")
+    if target.is_dir():
+        raise InputError(f"{target}: is a directory; give the vector a file name")
+    return target
 
 
 def sidecar_path(path: Path) -> Path:
