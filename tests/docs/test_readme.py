@@ -6,7 +6,10 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
+import numpy as np
 import pytest
+
+from personae.steer.vector import PersonaVector
 
 README = Path(__file__).parents[2] / "README.md"
 _BLOCK = re.compile(r"^```python\n(.*?)^```", re.DOTALL | re.MULTILINE)
@@ -28,10 +31,23 @@ def test_the_readme_has_python_blocks() -> None:
     assert len(python_blocks(README.read_text(encoding="utf-8"))) >= 3
 
 
+def _given_files(code: str, where: Path) -> None:
+    """Files a block takes as made by an earlier README command (``personae steer extract``
+    writes ``extroverted.safetensors``): a vector of the bundled model's shape (30 blocks,
+    hidden size 576) with residual norms, so the block runs as a reader would run it."""
+    if "extroverted.safetensors" in code:
+        rng = np.random.default_rng(0)
+        PersonaVector.from_array(
+            rng.standard_normal((30, 576)).astype(np.float32), trait="extroverted",
+            model="hf:bundled", position="response_avg", method="mean_diff",
+            residual_norms=[20.0] * 30).save(where / "extroverted.safetensors")
+
+
 @pytest.mark.parametrize(("line", "code"), _params())
 def test_readme_block_runs(line: int, code: str, tmp_path: Path,
                            monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.chdir(tmp_path)  # whatever a block writes lands in a scratch directory
+    _given_files(code, tmp_path)
     # Padded so a traceback names the README's own line numbers.
     source = "\n" * (line - 1) + code
     exec(compile(source, str(README), "exec"), {"__name__": "__readme__"})  # noqa: S102

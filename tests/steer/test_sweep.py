@@ -206,3 +206,26 @@ def test_sweep_resolves_and_labels_a_reversed_domain(tmp_path: Path) -> None:
     with pytest.raises(InputError, match="the file changed"):
         Sweep(SweepConfig(vector=str(path), layer=1, coefficients=coefs,
                           vector_sha256="0" * 64), base=_Base())
+
+
+def test_default_run_dir_follows_settings_and_file_contents(tmp_path: Path) -> None:
+    from personae.steer.sweep import Sweep
+
+    def vector(scale: float) -> Path:
+        v = PersonaVector.from_array(np.full((4, 8), scale, np.float32), trait="introverted",
+                                     model="m", position="response_avg", method="mean_diff",
+                                     residual_norms=[5.0] * 4)
+        return v.save(tmp_path / "intro.safetensors")
+
+    coefs = [-1.0, 0.0, 1.0]
+    path = vector(1.0)
+
+    def run_dir(**extra: object) -> Path:
+        cfg = SweepConfig(vector=str(path), layer=1, coefficients=coefs, **extra)
+        return Sweep(cfg, base=_Base()).default_run_dir()
+
+    first = run_dir()
+    assert first.name.startswith("sweep-intro-L1-") and first == run_dir()
+    assert run_dir(items=4) != first  # another setting
+    vector(2.0)  # the same file name, other contents: an edited vector is a new run
+    assert run_dir() != first

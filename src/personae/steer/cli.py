@@ -203,7 +203,7 @@ def sweep(
                      ] = None,
     seed: Annotated[int, typer.Option(min=0, max=2**31 - 1)] = 0,
     out: Annotated[Path | None, typer.Option("--out", "-o", help="Run directory (default: "
-                                             "personae-runs/sweep-<vector>-L<layer>).")] = None,
+                                             "personae-runs/sweep-<vector>-L<layer>-<settings digest>).")] = None,
 ) -> None:
     """Steer over coefficients -k..+k and measure, per coefficient: the instrument score,
     an embedding text score, the activation projection and coherence (perplexity)."""
@@ -213,8 +213,8 @@ def sweep(
                          coefficients=symmetric_coefficients(k, steps), trait=trait,
                          model=model, questions=questions, max_tokens=max_tokens,
                          instrument=instrument, scale=scale, items=items, seed=seed)
-    run_dir = check_run_dir(out or Path("personae-runs") / f"sweep-{vector.stem}-L{layer}")
-    summary, files = run_sweep(config, run_dir)  # checks every input before the model loads
+    # Checks every input before the model loads.
+    summary, files = run_sweep(config, check_run_dir(out) if out is not None else None)
     sys.stderr.write(format_table(summary))  # Markdown: not wrapped to the terminal width
     print(files.get("plot", files["table"]))
 

@@ -21,6 +21,7 @@ Every completed unit is a record in the run store, so a killed sweep resumes whe
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import json
 import math
 from collections.abc import Sequence
@@ -34,6 +35,7 @@ from personae._files import atomic_write
 from personae.errors import InputError
 from personae.models import ChatParams, Message, parse_model_spec
 from personae.runtime.progress import ProgressReporter
+from personae.runtime.settings import RUNS_DIR
 from personae.runtime.store import RunStore
 from personae.stats import MetricValue, mean_ci, spearman_ci
 
@@ -254,6 +256,8 @@ class Sweep:
         self._check_inputs(config)  # everything but the model, before the model loads
         if run_dir is not None:
             self.check_store(Path(run_dir))
+        else:
+            self.check_store(self.default_run_dir())
         if base is None:
             from personae.steer.inputs import require_hf_spec
 
@@ -314,6 +318,14 @@ class Sweep:
         # What the sweep resolved is what it records: the summary's config names the domain
         # and the vector file's hash, not the defaults they were resolved from.
         self.config = given.model_copy(update={"scale": domain, "vector_sha256": digest})
+
+    def default_run_dir(self) -> Path:
+        """``personae-runs/sweep-<vector>-L<layer>-<digest>``: the digest covers the settings
+        and the contents of the vector, trait and questionnaire, so a changed setting or an
+        edited file gets a run of its own."""
+        blob = json.dumps(self._identity_without_model(), sort_keys=True)
+        digest = hashlib.sha256(blob.encode()).hexdigest()[:10]
+        return RUNS_DIR / f"sweep-{Path(self.config.vector).stem}-L{self.config.layer}-{digest}"
 
     def _identity_without_model(self) -> dict[str, Any]:
         return {**self.config.model_dump(), "trait_sha256": self.trait.source_hash,
@@ -583,9 +595,10 @@ def write_outputs(run_dir: Path, summary: dict[str, Any]) -> dict[str, Path]:
     return out
 
 
-def run_sweep(config: SweepConfig, out: str | Path, *, base: Any | None = None,
+def run_sweep(config: SweepConfig, out: str | Path | None = None, *, base: Any | None = None,
               progress: str = "auto") -> tuple[dict[str, Any], dict[str, Path]]:
-    """Run (or resume) a sweep in ``out``; returns the summary and the files written.
+    """Run (or resume) a sweep in ``out`` (default: `Sweep.default_run_dir`); returns the
+    summary and the files written.
 
     Example (loads the model, so not run here)::
 
@@ -593,9 +606,9 @@ def run_sweep(config: SweepConfig, out: str | Path, *, base: Any | None = None,
                           coefficients=symmetric_coefficients(0.5, 5), relative=True)
         summary, files = run_sweep(cfg, "sweep-extroverted")
     """
-    run_dir = Path(out)
     config = config.model_copy(update={"vector": str(vector_file(config.vector))})
-    sweep = Sweep(config, base=base, progress=progress, run_dir=run_dir)  # input first
+    sweep = Sweep(config, base=base, progress=progress, run_dir=out)  # input first
+    run_dir = Path(out) if out is not None else sweep.default_run_dir()
     store = RunStore(run_dir)
     try:
         sweep.bind(store)
