@@ -30,11 +30,13 @@ from personae.steer.cli import app as steer_app
 # come from, so usage errors are recognised with either layout.
 _click = sys.modules[typer.BadParameter.__module__]
 
+# Help texts are plain text: spec syntax such as openai:MODEL[@URL] must not be read as rich
+# markup (which drops anything in brackets).
 app = typer.Typer(
-    name="personae", no_args_is_help=True, add_completion=False,
+    name="personae", no_args_is_help=True, add_completion=False, rich_markup_mode=None,
     help="LLM personas: specify, run, measure. Offline by default (bundled SmolLM2-135M).",
 )
-personas_app = typer.Typer(no_args_is_help=True, help="Validate, render and convert persona files.")
+personas_app = typer.Typer(no_args_is_help=True, rich_markup_mode=None, help="Validate, render and convert persona files.")
 app.add_typer(personas_app, name="personas")
 app.add_typer(steer_app, name="steer")
 
@@ -327,7 +329,7 @@ def eval_(
         f"({_default('suites')}).")] = None,
     questions: Annotated[str | None, typer.Option(
         "--questions", help="auto (benchmark-v1 where it has the persona, else generate), "
-        "benchmark-v1, generate, or a JSON file {task: \\[question, ...]} "
+        "benchmark-v1, generate, or a JSON file {task: [question, ...]} "
         f"({_default('questions')}).")] = None,
     per_task: Annotated[int | None, typer.Option(help="Questions per task and persona "
                                                  f"({_default('per_task')}).")] = None,

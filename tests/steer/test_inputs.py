@@ -183,5 +183,6 @@ def test_apply_and_sweep_document_one_default() -> None:
     for command in ("apply", "sweep"):
         result = CliRunner().invoke(app, [command, "--help"], env={"COLUMNS": "200"})
         assert result.exit_code == 0
-        assert re.search(r"--relative\s+--absolute", result.stdout)
-        assert "[default: relative]" in result.stdout
+        text = " ".join(result.stdout.split())
+        assert re.search(r"--relative\s+/?\s*--absolute", text)
+        assert "[default: relative]" in text

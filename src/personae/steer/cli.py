@@ -30,7 +30,7 @@ from personae.steer.inputs import (
 )
 from personae.steer.vector import METHODS, POSITIONS
 
-app = typer.Typer(no_args_is_help=True, add_completion=False,
+app = typer.Typer(no_args_is_help=True, add_completion=False, rich_markup_mode=None,
                   help="Persona vectors: extract, monitor, apply, export to llama.cpp, sweep.")
 
 ModelOpt = Annotated[str, typer.Option("--model", "-m", help="A white-box model spec: "
