@@ -36,7 +36,8 @@ app = typer.Typer(
     name="personae", no_args_is_help=True, add_completion=False, rich_markup_mode=None,
     help="LLM personas: specify, run, measure. Offline by default (bundled SmolLM2-135M).",
 )
-personas_app = typer.Typer(no_args_is_help=True, rich_markup_mode=None, help="Validate, render and convert persona files.")
+personas_app = typer.Typer(no_args_is_help=True, rich_markup_mode=None,
+                           help="Validate, list, render and convert persona files.")
 app.add_typer(personas_app, name="personas")
 app.add_typer(steer_app, name="steer")
 
@@ -156,7 +157,7 @@ def _interactive(session: ChatSession, aio: asyncio.Runner) -> None:
         if command.startswith("/") and " " not in command:
             err.print(f"unknown command {escape(command)}; /help lists the commands")
             continue
-        if text.strip():
+        if command:
             try:
                 print(f"{name}> {aio.run(session.send(text))}", flush=True)
             except RunError as exc:  # keep the conversation; the user may retry
@@ -296,6 +297,7 @@ def models() -> None:
                                             for k, f in cls.model_fields.items()))
     typer.echo("steering: ?steer=FILE:LAYER:COEF[r] on llamacpp and hf specs, or "
                "`personae steer apply`")
+
 
 def _default(field: str) -> str:
     """``default: VALUE`` of an eval setting, from `EvalConfig` itself, for the help text

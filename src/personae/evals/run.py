@@ -47,9 +47,9 @@ def run_eval(config: EvalConfig, out: str | Path | None = None, *, use_cache: bo
     4.0
     """
     run = EvalRun(config, models=models, rescore=rescore)
-    run.cache = cache = ResponseCache() if use_cache else None
     run_dir = Path(out) if out is not None else config.default_run_dir(run.identity)
     store = RunStore(run_dir)
+    run.cache = cache = ResponseCache() if use_cache else None
     start = time.monotonic()
     try:
         run.bind(store)

@@ -7,6 +7,7 @@ immutable sandbox, so a user template file cannot reach Python internals.
 
 from __future__ import annotations
 
+import copy
 import hashlib
 import os
 from dataclasses import dataclass
@@ -52,7 +53,6 @@ class Template:
             raise InputError(f"template {self.name}{_template_line(exc)}: "
                              f"{type(exc).__name__}: {exc}") from None
 
-
     def unused_fields(self, persona: Persona) -> list[str]:
         """The fields of ``persona`` this template leaves out of the prompt: those whose
         removal renders the very same prompt (``demographics.country``, ``extra.hobby``...).
@@ -68,7 +68,7 @@ class Template:
         data = persona.model_dump(mode="json", exclude_none=True)
         unused = []
         for path in _field_paths(data):
-            trimmed = persona.model_dump(mode="json", exclude_none=True)
+            trimmed = copy.deepcopy(data)
             parent = trimmed
             for part in path[:-1]:
                 parent = parent[part]
