@@ -141,6 +141,12 @@ def _shaping(summary: Mapping[str, Any], domains: list[tuple[str, str]]) -> dict
     return {"rows": rows, "svg": svg, "units": fmt_text(shaping.get("units"))}
 
 
+def _add_bar(lo: list[float], hi: list[float], y: float, low: Any, high: Any) -> None:
+    """Append the error bar's lengths below and above ``y`` (0 where a bound is missing)."""
+    lo.append(y - low if _finite(low) is not None and low <= y else 0.0)
+    hi.append(high - y if _finite(high) is not None and high >= y else 0.0)
+
+
 def level_plot_svg(series: Sequence[tuple[str, Sequence[tuple[Any, Any, Any, Any]]]], *,
                    title: str, salt: str) -> str | None:
     """Measured score (with CI bars) against prompted level 1-9, one line per domain, with
@@ -165,8 +171,7 @@ def level_plot_svg(series: Sequence[tuple[str, Sequence[tuple[Any, Any, Any, Any
                     continue
                 xs.append(x)
                 ys.append(y)
-                lo.append(y - low if _finite(low) is not None and low <= y else 0.0)
-                hi.append(high - y if _finite(high) is not None and high >= y else 0.0)
+                _add_bar(lo, hi, y, low, high)
             if not xs:
                 continue
             drawn = True
@@ -275,8 +280,7 @@ def declared_plot_svg(order: Sequence[str],
                     continue
                 xs.append(x + dodge)
                 ys.append(y)
-                lo.append(y - low if _finite(low) is not None and low <= y else 0.0)
-                hi.append(high - y if _finite(high) is not None and high >= y else 0.0)
+                _add_bar(lo, hi, y, low, high)
             if not xs:
                 continue
             drawn = True

@@ -47,18 +47,11 @@ def spearman_ci(levels: Sequence[float], scores: Sequence[float | None], *,
     """
     from scipy import stats
 
-    if not 0 < confidence < 1:
-        raise ValueError(f"confidence must be between 0 and 1, got {confidence}")
-    if len(levels) != len(scores):
-        raise ValueError(f"levels and scores differ in length: {len(levels)} vs {len(scores)}")
-    pairs = [(float(x), float(y)) for x, y in zip(levels, scores, strict=True)
-             if y is not None and math.isfinite(float(y))]
-    n = len(pairs)
+    x, y = _paired(levels, scores, confidence, names="levels and scores")
+    n = len(x)
     label = (f"Fisher z ({variance} variance)" if method == "fisher"
              else f"bootstrap percentile ({n_resamples} paired resamples)")
-    x = np.array([p[0] for p in pairs])
-    y = np.array([p[1] for p in pairs])
-    if n < 2 or np.all(x == x[0]) or np.all(y == y[0]):
+    if n < 2 or not _varies(x, y):
         return Correlation(rho=None, n=n, method=label)
     res = stats.spearmanr(x, y)
     rho, p = float(res.statistic), float(res.pvalue)
@@ -117,18 +110,10 @@ def pearson_ci(x: Sequence[float | None], y: Sequence[float | None], *,
     """
     from scipy import stats
 
-    if not 0 < confidence < 1:
-        raise ValueError(f"confidence must be between 0 and 1, got {confidence}")
-    if len(x) != len(y):
-        raise ValueError(f"x and y differ in length: {len(x)} vs {len(y)}")
-    pairs = [(float(a), float(b)) for a, b in zip(x, y, strict=True)
-             if a is not None and b is not None
-             and math.isfinite(float(a)) and math.isfinite(float(b))]
-    n = len(pairs)
+    xs, ys = _paired(x, y, confidence, names="x and y")
+    n = len(xs)
     label = "Pearson r, Fisher z (1/(n−3) variance)"
-    xs = np.array([p[0] for p in pairs])
-    ys = np.array([p[1] for p in pairs])
-    if n < 3 or np.all(xs == xs[0]) or np.all(ys == ys[0]):
+    if n < 3 or not _varies(xs, ys):
         return Correlation(rho=None, n=n, method=label)
     res = stats.pearsonr(xs, ys)
     r, p = float(res.statistic), float(res.pvalue)
@@ -142,3 +127,20 @@ def pearson_ci(x: Sequence[float | None], y: Sequence[float | None], *,
         low, high = math.tanh(z - crit * se), math.tanh(z + crit * se)
     return Correlation(rho=r, ci_low=low, ci_high=high, n=n,
                        p=p if math.isfinite(p) else None, method=label)
+
+
+def _paired(x: Sequence[float | None], y: Sequence[float | None], confidence: float, *,
+            names: str) -> tuple[np.ndarray, np.ndarray]:
+    """The pairs with a finite value on both sides, as two arrays (bad arguments raise)."""
+    if not 0 < confidence < 1:
+        raise ValueError(f"confidence must be between 0 and 1, got {confidence}")
+    if len(x) != len(y):
+        raise ValueError(f"{names} differ in length: {len(x)} vs {len(y)}")
+    pairs = [(float(a), float(b)) for a, b in zip(x, y, strict=True)
+             if a is not None and b is not None
+             and math.isfinite(float(a)) and math.isfinite(float(b))]
+    return np.array([a for a, _ in pairs]), np.array([b for _, b in pairs])
+
+
+def _varies(x: np.ndarray, y: np.ndarray) -> bool:
+    return bool(len(x)) and not np.all(x == x[0]) and not np.all(y == y[0])
