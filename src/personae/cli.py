@@ -309,8 +309,9 @@ def _default(field: str) -> str:
 
 
 def _preset_text(name: str) -> str:
-    return " ".join(f"--{k.replace('_', '-')} {','.join(v) if isinstance(v, list) else v}"
-                    for k, v in PRESETS[name].items())
+    """A preset's settings as ``key=value`` (some, such as max_facts, have no flag)."""
+    return ", ".join(f"{k}={','.join(v) if isinstance(v, list) else v}"
+                     for k, v in PRESETS[name].items())
 
 
 JudgeOpt = Annotated[list[str] | None, typer.Option(

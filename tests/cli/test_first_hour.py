@@ -67,7 +67,7 @@ def test_help_shows_real_defaults_and_rescore_needs_a_judge(tmp_path: Path) -> N
     help_text = " ".join(run_cli("eval", "--help", env={"COLUMNS": "200"}).stdout.split())
     for shown in ("{task: [question, ...]}", "default: personagym", "default: bundled",
                   "default: fidelity, consistency, atomic", "default: 2)",
-                  "default: auto", "--per-task 1"):
+                  "default: auto", "per_task=1, max_tokens=96"):
         assert shown in help_text, shown
     rescore_help = " ".join(run_cli("rescore", "--help", env={"COLUMNS": "200"}).stdout.split())
     assert "required" in rescore_help and "default: bundled" not in rescore_help
