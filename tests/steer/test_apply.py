@@ -11,7 +11,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import torch
 from typer.testing import CliRunner
 
 from personae.errors import InputError
@@ -28,6 +27,9 @@ from personae.steer.apply import (
 )
 from personae.steer.cli import app as apply_app
 from personae.steer.vector import PersonaVector, load_vector
+from tests.conftest import require
+
+torch = require("torch")
 
 MSGS = [Message(role="user", content="Describe your ideal weekend.")]
 GREEDY = ChatParams(max_tokens=8, temperature=0)

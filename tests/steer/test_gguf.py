@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 from pathlib import Path
 
-import gguf
 import numpy as np
 import pytest
 from typer.testing import CliRunner
@@ -17,6 +16,9 @@ from personae.steer.apply import Steering, layer_deltas, steerings_for
 from personae.steer.cli import app as apply_app
 from personae.steer.gguf import cvec_buffer, export_control_vector, load_control_vector
 from personae.steer.vector import PersonaVector
+from tests.conftest import require
+
+gguf = require("gguf")
 
 MSGS = [Message(role="user", content="What do you like to eat?")]
 # Single-token continuations whose log-probabilities we compare across runtimes.

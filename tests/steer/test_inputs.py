@@ -9,13 +9,13 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import torch
 from typer.testing import CliRunner
 
 from personae.errors import InputError
 from personae.runtime.store import RunStore
 from personae.steer.cli import app
 from personae.steer.vector import PersonaVector
+from tests.conftest import require
 
 
 class ModelLoaded(Exception):
@@ -62,6 +62,7 @@ def vec(tmp_path: Path) -> Path:
 @pytest.fixture
 def pt(tmp_path: Path) -> Path:
     path = tmp_path / "evil_response_avg_diff.pt"
+    torch = require("torch")
     torch.save(torch.ones(7, 8), path)  # persona_vectors: 6 blocks + the embedding row
     return path
 
