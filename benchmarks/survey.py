@@ -278,8 +278,8 @@ def worker_steer(n_prompts: int, max_tokens: int, repeats: int, layer: int,
     import torch
 
     from personae.models import ChatParams, Message, load_model
-    from personae.steer.apply import Steering
-    from personae.steer.vector import PersonaVector
+    from personae.vectors.file import PersonaVector
+    from personae.vectors.steering import Steering
 
     base = load_model("hf:bundled", batch_size=n_prompts)
     hf = base.model  # load now
@@ -345,7 +345,7 @@ def hook_cost(batch: int, hidden: int, calls: int = 20000) -> dict[str, float]:
     (PyTorch's hook dispatch plus the broadcast add), interleaved in chunks, best of 5."""
     import torch
 
-    from personae.steer.apply import _make_hook
+    from personae.models.hooks import _make_hook
 
     module = torch.nn.Identity()
     x = torch.zeros(batch, 1, hidden)

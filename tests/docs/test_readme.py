@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from personae.steer.vector import PersonaVector
+from personae.vectors.file import PersonaVector
 
 README = Path(__file__).parents[2] / "README.md"
 _BLOCK = re.compile(r"^```python\n(.*?)^```", re.DOTALL | re.MULTILINE)

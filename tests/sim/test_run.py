@@ -142,7 +142,7 @@ def test_projection_per_turn_on_the_hf_backend(tmp_path: Path) -> None:
     from personae.models import load_model
     from personae.sim.agents import Turn, egocentric_view
     from personae.steer.monitor import score_responses
-    from personae.steer.vector import PersonaVector
+    from personae.vectors.file import PersonaVector
 
     rng = np.random.default_rng(3)
     vec = PersonaVector.from_array(rng.normal(size=(30, 576)), trait="random", model="x",

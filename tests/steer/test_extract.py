@@ -182,7 +182,7 @@ def hf():  # noqa: ANN201
 @pytest.mark.model
 def test_extract_save_reload_and_cache(hf, tmp_path: Path) -> None:  # noqa: ANN001
     from personae.steer.extract import extract_vectors
-    from personae.steer.vector import POSITIONS, load_vector
+    from personae.vectors.file import POSITIONS, load_vector
 
     opts = dict(n_instructions=1, n_questions=2, max_tokens=12, progress=False)
     ex = extract_vectors(hf, "extroverted", **opts)
@@ -216,7 +216,7 @@ def test_extract_save_reload_and_cache(hf, tmp_path: Path) -> None:  # noqa: ANN
     # The done-when check: the extracted vector, saved and re-loaded, steers to identical
     # output (greedy and sampled with the same seed) as the one in memory.
     from personae.models import ChatParams, Message
-    from personae.steer.apply import steerings_for
+    from personae.vectors.steering import steerings_for
 
     msgs = [Message(role="user", content="What do you like to do on weekends?")]
     reloaded = load_vector(paths[0])
@@ -281,7 +281,7 @@ def test_vector_row_L_is_the_output_of_block_L(hf) -> None:  # noqa: ANN001
 
 @pytest.mark.model
 def test_extract_cli_writes_the_vector(tmp_path: Path) -> None:
-    from personae.steer.vector import load_vector
+    from personae.vectors.file import load_vector
 
     out = tmp_path / "curious.safetensors"
     result = runner.invoke(app, ["extract", "--trait", "curious", "--questions", "1",

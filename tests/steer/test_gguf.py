@@ -12,10 +12,10 @@ from typer.testing import CliRunner
 from personae.errors import InputError
 from personae.models import ChatParams, Message, bundled_gguf_path, load_model, request_key
 from personae.models.hf import HFModel
-from personae.steer.apply import Steering, layer_deltas, steerings_for
 from personae.steer.cli import app as apply_app
-from personae.steer.gguf import cvec_buffer, export_control_vector, load_control_vector
-from personae.steer.vector import PersonaVector
+from personae.vectors.file import PersonaVector
+from personae.vectors.gguf import cvec_buffer, export_control_vector, load_control_vector
+from personae.vectors.steering import Steering, layer_deltas, steerings_for
 from tests.conftest import require
 
 gguf = require("gguf")

@@ -14,7 +14,7 @@ from typer.testing import CliRunner
 from personae.errors import InputError
 from personae.runtime.store import RunStore
 from personae.steer.cli import app
-from personae.steer.vector import PersonaVector
+from personae.vectors.file import PersonaVector
 from tests.conftest import require
 
 
@@ -165,7 +165,7 @@ def test_sweep_checks_questionnaire_scale_and_run_dir_before_loading(
 
 
 def test_export_gguf_shares_the_flag_pair(tmp_path: Path, vec: Path, pt: Path) -> None:
-    from personae.steer.gguf import load_control_vector
+    from personae.vectors.gguf import load_control_vector
 
     out = tmp_path / "v.gguf"
     assert "needs --coef" in input_error("export-gguf", "-v", vec, "-o", out, "--absolute")

@@ -14,7 +14,7 @@ from typer.testing import CliRunner
 from personae.errors import InputError
 from personae.steer.cli import app
 from personae.steer.monitor import Projection, load_transcript, plan_windows, project
-from personae.steer.vector import PersonaVector
+from personae.vectors.file import PersonaVector
 
 AXIS = Path("/work/shared/data/safety-research-assistant-axis/transcripts/persona_drift")
 
@@ -317,8 +317,8 @@ def test_steering_along_the_vector_raises_its_projection(hf) -> None:  # noqa: A
     """End to end: a model steered by ``coef × unit(v[L])`` at block L projects exactly
     ``coef`` higher on v at layer L (the hook adds to what the monitor reads)."""
     from personae.models import Message
-    from personae.steer.apply import steerings_for
     from personae.steer.monitor import score_responses
+    from personae.vectors.steering import steerings_for
 
     vec, layer, coef = _random_vector(), 9, 6.0
     items = [([Message(role="user", content="Tell me about your weekend.")],

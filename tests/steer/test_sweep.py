@@ -23,7 +23,7 @@ from personae.steer.sweep import (
     symmetric_coefficients,
     trend,
 )
-from personae.steer.vector import PersonaVector
+from personae.vectors.file import PersonaVector
 from tests.conftest import assert_one_line_error, run_cli
 
 

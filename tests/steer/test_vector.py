@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from personae.errors import InputError
-from personae.steer.vector import PersonaVector, load_vector
+from personae.vectors.file import PersonaVector, load_vector
 
 
 def _vector(**meta: object) -> PersonaVector:

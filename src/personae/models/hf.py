@@ -8,7 +8,7 @@ is where this backend earns its keep on a CPU.
 Steering: ``hf:bundled?steer=FILE:LAYER:COEF[r][,...]`` adds ``COEF × unit vector`` to the
 output of decoder block LAYER (from 0) in every call (generation, ``score_choices``, hidden
 states); a trailing ``r`` makes COEF relative to the layer's typical residual norm. The syntax
-is described in `personae.steer.apply`. `HFModel.with_steering` gives another steering on the
+is described in `personae.vectors.spec`. `HFModel.with_steering` gives another steering on the
 same loaded weights. The steering is part of the model identity, hence of every cache key.
 """
 
@@ -25,7 +25,7 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict
@@ -41,10 +41,10 @@ from personae.models.base import (
     TokenLogprob,
 )
 from personae.models.bundled import bundled_gguf_path, cache_dir, file_sha256
+from personae.models.hooks import apply_steering
 from personae.models.options import parse_options
-
-if TYPE_CHECKING:
-    from personae.steer.apply import Steering
+from personae.vectors.spec import load_steer_spec
+from personae.vectors.steering import Steering, steering_identity
 
 _WEIGHT_SUFFIXES = (".safetensors", ".bin", ".gguf")
 _IDENTITY_FILES = ("config.json", "generation_config.json", "tokenizer.json",
@@ -57,7 +57,7 @@ class HFOptions(BaseModel):
     batch_size: int = 16
     n_threads: int | None = None
     dtype: str = "float32"
-    steer: str | None = None  # FILE:LAYER:COEF[r][,...]: see personae.steer.apply
+    steer: str | None = None  # FILE:LAYER:COEF[r][,...]: see personae.vectors.spec
 
 
 def _import_torch() -> Any:
@@ -152,9 +152,6 @@ class HFModel(InProcessBackend):
                 raise InputError(f"{path}: not a Hugging Face model folder (no config.json)")
             self.base_identity = (f"hf:{folder.name}:{_dir_identity(folder)}:"
                                   f"{self.options.dtype}")
-        # personae.steer imports model backends; import it here, not at module level.
-        from personae.steer.apply import load_steer_spec, steering_identity
-
         self.steerings: tuple[Steering, ...] = (
             tuple(load_steer_spec(self.options.steer)) if self.options.steer else ())
         self.identity = self.base_identity + steering_identity(self.steerings)
@@ -168,8 +165,6 @@ class HFModel(InProcessBackend):
         >>> HFModel("bundled").with_steering([]).identity.startswith("hf:")
         True
         """
-        from personae.steer.apply import steering_identity
-
         twin = copy.copy(self)  # shares _weights, _lock and _executor
         twin.steerings = tuple(steerings)
         twin.options = self.options.model_copy(update={"steer": None})  # not a file spec now
@@ -180,8 +175,6 @@ class HFModel(InProcessBackend):
     def _steered(self) -> Iterator[None]:
         # Hooks live only for one call, under the shared lock: two models that share the
         # weights never see each other's steering.
-        from personae.steer.apply import apply_steering
-
         with apply_steering(self._ensure_loaded()[0], self.steerings):
             yield
 

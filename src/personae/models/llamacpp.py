@@ -6,7 +6,7 @@ need a context built with ``logits_all=True``, which is slower, so that second c
 only created when a request asks for logprobs.
 
 Steering: ``bundled?steer=FILE:LAYER:COEF[r][,...]`` (the syntax of the hf backend, see
-`personae.steer.apply`; FILE may also be a llama.cpp control vector ``.gguf``) is applied as a
+`personae.vectors.spec`; FILE may also be a llama.cpp control vector ``.gguf``) is applied as a
 llama.cpp control vector (``llama_set_adapter_cvec``) to every context this model creates,
 so all calls are steered. llama.cpp cannot steer block 0. The steering is part of the model
 identity, hence of every cache key.
@@ -39,6 +39,9 @@ from personae.models.base import (
 )
 from personae.models.bundled import bundled_gguf_path, file_sha256
 from personae.models.options import parse_options
+from personae.vectors.gguf import cvec_buffer
+from personae.vectors.spec import load_steer_spec
+from personae.vectors.steering import layer_deltas, steering_identity
 
 
 class LlamaCppOptions(BaseModel):
@@ -48,7 +51,7 @@ class LlamaCppOptions(BaseModel):
     n_threads: int | None = None
     n_batch: int = 512
     verbose: bool = False
-    steer: str | None = None  # FILE:LAYER:COEF[r][,...]: see personae.steer.apply
+    steer: str | None = None  # FILE:LAYER:COEF[r][,...]: see personae.vectors.spec
     # llama.cpp's extra weight buffers (AMX tiles, repacked layouts). Off by default: a build
     # compiled for a CPU that advertises AMX dies with SIGILL, no error, wherever the kernel or
     # VM does not enable AMX (seen on our own machines); the bundled Q4_1 model gains nothing
@@ -103,9 +106,6 @@ class LlamaCppModel(InProcessBackend):
             if fh.read(4) != b"GGUF":
                 raise InputError(f"{self.path}: not a GGUF file")
         self.name = "bundled" if path == "bundled" else self.path.stem
-        # personae.steer imports model backends; import it here, not at module level.
-        from personae.steer.apply import load_steer_spec, steering_identity
-
         self.steerings = tuple(load_steer_spec(self.options.steer)) if self.options.steer else ()
         if any(s.layer == 0 for s in self.steerings):
             raise InputError(f"steer spec {self.options.steer}: llama.cpp cannot steer block 0 "
@@ -137,9 +137,6 @@ class LlamaCppModel(InProcessBackend):
         return llm
 
     def _set_control_vector(self, llama_cpp: Any, llm: Any) -> None:
-        from personae.steer.apply import layer_deltas
-        from personae.steer.gguf import cvec_buffer
-
         n_layer = int(llama_cpp.llama_model_n_layer(llm._model.model))
         n_embd = int(llm.n_embd())
         try:

@@ -84,7 +84,7 @@ class SimRun:
             p.id: {a.id: a for a in p.agents} for p in self.plans}
         self.vector, vector_digest = None, ""
         if "projection" in config.active_metrics():  # a file too: read before any model
-            from personae.steer.vector import file_digest, load_vector
+            from personae.vectors.file import file_digest, load_vector
 
             self.vector = load_vector(config.vector)
             self.vector.check_layer(int(config.layer or 0))

@@ -15,22 +15,19 @@ Load a vector and steer a transformers model with it inside a ``with`` block::
 >>> from personae.steer import PersonaVector, Steering, load_vector, steering
 """
 
-from personae.steer.apply import (
-    Steering,
-    apply_steering,
-    load_steer_spec,
-    parse_steer_spec,
-    steering,
-    steering_identity,
-    steerings_for,
-)
-from personae.steer.vector import (
+from personae.models.hooks import apply_steering, steering
+from personae.vectors import (
     LAYER_CONVENTION,
     METHODS,
     POSITIONS,
     PersonaVector,
+    Steering,
     VectorMeta,
+    load_steer_spec,
     load_vector,
+    parse_steer_spec,
+    steering_identity,
+    steerings_for,
 )
 
 __all__ = ["LAYER_CONVENTION", "METHODS", "POSITIONS", "PersonaVector", "Steering",

@@ -28,7 +28,7 @@ from personae.steer.inputs import (
     require_hf_spec,
     require_residual_norms,
 )
-from personae.steer.vector import METHODS, POSITIONS
+from personae.vectors.file import METHODS, POSITIONS
 
 app = typer.Typer(no_args_is_help=True, add_completion=False, rich_markup_mode=None,
                   help="Persona vectors: extract, monitor, apply, export to llama.cpp, sweep.")
@@ -140,7 +140,7 @@ def monitor(
     from personae.models import load_model
     from personae.steer.extract import require_white_box
     from personae.steer.monitor import load_views, score_transcript
-    from personae.steer.vector import load_vector
+    from personae.vectors.file import load_vector
 
     vec = load_vector(vector)
     vec.check_layer(layer)
@@ -255,7 +255,7 @@ def apply(
 ) -> None:
     """Print the model's reply to PROMPT with the vector added at the chosen layers."""
     from personae.models import ChatParams, Message, load_model, parse_model_spec
-    from personae.steer.apply import load_steer_spec, load_steering_file
+    from personae.vectors.spec import load_steer_spec, load_steering_file
 
     text = " ".join(prompt).strip()
     if not text:
@@ -303,8 +303,8 @@ def export_gguf(
                                             "type).")] = "llama",
 ) -> None:
     """Write a llama.cpp control vector (direction.L = output of block L, as in personae)."""
-    from personae.steer.apply import load_steering_file
-    from personae.steer.gguf import export_control_vector
+    from personae.vectors.gguf import export_control_vector
+    from personae.vectors.spec import load_steering_file
 
     if relative is not None and coef is None:
         raise InputError(f"--{'relative' if relative else 'absolute'} needs --coef (without it "

@@ -33,10 +33,10 @@ import numpy as np
 
 from personae.errors import CapabilityError, InputError, RunError
 from personae.models.base import Capability, ChatParams, Message, Model, require_capability
+from personae.models.hooks import decoder_layers
 from personae.runtime import ChatRequest, ProgressReporter, ResponseCache, Runner
-from personae.steer.apply import decoder_layers
 from personae.steer.traits import TraitSpec, load_trait
-from personae.steer.vector import METHODS, POSITIONS, PersonaVector, save_target
+from personae.vectors.file import METHODS, POSITIONS, PersonaVector, save_target
 
 Position = Literal["response_avg", "prompt_last", "prompt_avg"]
 Method = Literal["mean_diff", "pca"]
@@ -213,7 +213,7 @@ def _forward(net: Any, blocks: Sequence[Any], ids: Any, mask: Any, wanted: list[
 
     steered: Any = contextlib.nullcontext()
     if steerings:
-        from personae.steer.apply import apply_steering
+        from personae.models.hooks import apply_steering
 
         steered = apply_steering(net, steerings)  # its hooks go first: we read steered outputs
     handles = [blocks[layer].register_forward_hook(hook(layer)) for layer in set(wanted)]

@@ -11,7 +11,7 @@ from pathlib import Path
 
 from personae.errors import InputError
 from personae.models.spec import ModelSpec, parse_model_spec
-from personae.steer.vector import PersonaVector
+from personae.vectors.file import PersonaVector
 
 RELATIVE_HELP = ("Coefficient × the layer's typical residual norm (--relative; needs a "
                  "vector from `personae steer extract`) or in activation units (--absolute; "

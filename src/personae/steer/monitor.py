@@ -37,7 +37,7 @@ from personae.errors import InputError, RunError
 from personae.models.base import Message, Model
 from personae.runtime import ProgressReporter
 from personae.steer.extract import encode, read_block_outputs, require_white_box
-from personae.steer.vector import PersonaVector
+from personae.vectors.file import PersonaVector
 
 # Tokens kept free of the context for chat markup that window planning does not count.
 _MARGIN = 16

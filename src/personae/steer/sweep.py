@@ -279,7 +279,7 @@ class Sweep:
         from personae.instruments import load_questionnaire
         from personae.steer.inputs import require_residual_norms
         from personae.steer.traits import load_trait
-        from personae.steer.vector import file_digest, load_vector
+        from personae.vectors.file import file_digest, load_vector
 
         self.vector = load_vector(given.vector)
         self.vector.check_layer(given.layer)
@@ -456,7 +456,7 @@ def _chunks(seq: Sequence[Any], size: int) -> list[Sequence[Any]]:
 
 def steer_model(base: Any, vector: Any, layer: int, coefficient: float, relative: bool) -> Any:
     """``base`` steered at one layer (sharing its weights); ``base`` itself at coefficient 0."""
-    from personae.steer.apply import Steering
+    from personae.vectors.steering import Steering
 
     if coefficient == 0:
         return base

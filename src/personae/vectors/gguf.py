@@ -25,7 +25,8 @@ import numpy as np
 
 from personae._files import atomic_write
 from personae.errors import InputError
-from personae.steer.vector import PersonaVector
+from personae.vectors.file import PersonaVector
+from personae.vectors.steering import Steering
 
 ARCH = "controlvector"
 
@@ -62,8 +63,6 @@ def export_control_vector(
     >>> sorted(load_control_vector(out).meta.norms)
     [0.0, 2.0, 2.0]
     """
-    from personae.steer.apply import Steering
-
     gguf = _gguf()
     if layers is None:
         norms = np.linalg.norm(vector.vectors, axis=1)
