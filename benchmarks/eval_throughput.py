@@ -75,8 +75,9 @@ if (ROOT / "src" / "personae").is_dir() and str(ROOT / "src") not in sys.path:
 
 from personae.evals import personagym
 from personae.evals.config import CONDITIONS, build_config
-from personae.evals.engine import EvalRun, describe, response_key
+from personae.evals.engine import EvalRun, response_key
 from personae.evals.probes import Probe, benchmark_probes
+from personae.judge import describe
 from personae.models import ChatParams, Message
 from personae.runtime.store import RunStore
 from personae.testing.llama_server import LlamaServer

@@ -20,7 +20,7 @@ LAYER = {"errors": 1, "_files": 1, "persona": 2, "stats": 2, "vectors": 2, "mode
 RUN_KINDS = {name for name, layer in LAYER.items() if layer == 6}
 KNOWN = {
     ("evals", "report"), ("instruments", "report"), ("sim", "report"), ("steer", "report"),
-    ("sim", "evals"), ("sim", "steer"),
+    ("sim", "steer"),
 }
 
 

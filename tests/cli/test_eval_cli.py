@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from personae import load_bundled
-from personae.evals.consistency import persona_facts
+from personae.judge.nli import persona_facts
 from personae.testing.loopback import LoopbackServer
 from tests.conftest import assert_one_line_error, default_sigint, run_cli
 

@@ -9,10 +9,11 @@ import pytest
 
 from personae import Persona
 from personae.errors import InputError
-from personae.evals import consistency as cs
 from personae.evals import reliability as rl
 from personae.evals.config import EvalConfig, build_config
 from personae.evals.probes import load_question_file
+from personae.judge import nli as cs
+from personae.judge.choices import parse_letter
 
 
 @pytest.mark.parametrize(("text", "label"), [
@@ -68,7 +69,7 @@ def test_role_options_include_the_author_once_and_are_seeded() -> None:
     offered, answer = rl.role_options(3, population, k=4, seed="s")
     assert len(offered) == 4 and offered[answer] == 3 and len(set(offered)) == 4
     assert rl.role_options(3, population, k=4, seed="s") == (offered, answer)
-    assert rl.parse_letter("I think it is C.", 4) == 2 and rl.parse_letter("none", 4) is None
+    assert parse_letter("I think it is C.", 4) == 2 and parse_letter("none", 4) is None
 
 
 @pytest.mark.parametrize(("content", "needle"), [

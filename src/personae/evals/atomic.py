@@ -8,17 +8,14 @@ and reproduce its published ``fidelity_scores.json`` (see tests/fixtures/atomic/
 
 from __future__ import annotations
 
-import functools
 import re
 import statistics
 from collections.abc import Sequence
 from string import Template
-from typing import TYPE_CHECKING, Literal
+from typing import Literal
 
+from personae.judge.sentences import split_atoms
 from personae.models import Message
-
-if TYPE_CHECKING:
-    import pysbd
 
 __all__ = [
     "CODES",
@@ -156,25 +153,6 @@ def atomic_fidelity(
         "ic_atom": _mean(_defined(gen_ic)),
         "rc_atom": _rc(pools),
     }
-
-
-@functools.cache
-def _segmenter() -> pysbd.Segmenter:
-    import pysbd  # building its rule tables costs time; only pay it when atoms are needed
-
-    return pysbd.Segmenter(language="en", clean=False)
-
-
-def split_atoms(text: str) -> list[str]:
-    """Split a response into sentence atoms (pysbd), stripped, empty ones dropped.
-
-    >>> split_atoms("Dr. Smith arrived. He sat.")
-    ['Dr. Smith arrived.', 'He sat.']
-    """
-    # Upstream used nltk's punkt; pysbd needs no downloaded model and handles abbreviations.
-    if not text.strip():
-        return []
-    return [s.strip() for s in _segmenter().segment(text) if s.strip()]
 
 
 # A scale the judge mentions ("1-5", "1 to 5", "/5", "out of 5", "5-point") is not its answer.

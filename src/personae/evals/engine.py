@@ -21,9 +21,12 @@ from functools import partial
 from typing import Any
 
 from personae.errors import CapabilityError, InputError, RunError
-from personae.evals import atomic, consistency, personagym, reliability
+from personae.evals import atomic, personagym, reliability
 from personae.evals.config import ASSISTANT_PROMPT, CONDITIONS, EvalConfig
 from personae.evals.probes import Probe, benchmark_probes, load_question_file, make_probes
+from personae.judge import describe
+from personae.judge import nli as consistency
+from personae.judge.choices import parse_letter
 from personae.models import (
     Capability,
     ChatParams,
@@ -94,14 +97,6 @@ def load_run_personas(config: EvalConfig) -> tuple[list[Persona], str]:
     if not personas:
         raise InputError(f"{config.personas}: no personas")
     return personas[: config.limit], personas_digest(personas)
-
-
-def describe(persona: Persona) -> str:
-    """The persona as judges see it: its one-line description, with its name in front."""
-    text = persona.describe()
-    if persona.name and persona.name not in text:
-        return f"{persona.name}: {text}"
-    return text
 
 
 def response_key(probe: Probe, condition: str, sample: int = 0) -> str:
@@ -515,7 +510,7 @@ class EvalRun:
                 {"response_key": key, "persona_id": probe.persona_id, "judge": self.judge,
                  "options": [self.personas[i].id for i in offered], "answer": answer},
                 "chosen", lambda s: letters.index(s.top),
-                lambda text: reliability.parse_letter(text, k)))
+                lambda text: parse_letter(text, k)))
         await self.closed_stage("reliability: role identification", self.judge, jobs)
 
     # -- consistency ---------------------------------------------------------------------

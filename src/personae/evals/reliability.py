@@ -9,7 +9,6 @@ unreliable; a check that cannot run (one judge only, one persona only) says why.
 from __future__ import annotations
 
 import random
-import re
 import string
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -136,8 +135,3 @@ def role_messages(descriptions: Sequence[str], question: str, response: str) -> 
 ROLE_PREFILL = "Answer: "
 
 
-def parse_letter(text: str, n: int) -> int | None:
-    """The persona letter a judge chose (0-based), or None."""
-    letters = string.ascii_uppercase[:n]
-    found = re.findall(rf"\b([{letters}])\b", text.strip())
-    return letters.index(found[0]) if found else None

@@ -12,10 +12,11 @@ from collections.abc import Sequence
 from typing import Any
 
 from personae import __version__
-from personae.evals import atomic, consistency, reliability
+from personae.evals import atomic, reliability
 from personae.evals.config import CONDITIONS, EvalConfig
 from personae.evals.engine import target_trait
 from personae.evals.personagym import persona_score, question_mean
+from personae.judge import nli as consistency
 from personae.persona import Persona
 from personae.runtime.store import RunStore
 from personae.stats import mean_ci, paired_delta_ci

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 from personae.errors import CapabilityError, RunError
-from personae.evals.reliability import parse_letter
+from personae.judge.choices import parse_letter
 from personae.models import ChatParams, Message
 from personae.runtime import ProgressReporter, Runner
 from personae.runtime.store import RunStore

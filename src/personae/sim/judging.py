@@ -16,7 +16,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from personae.errors import CapabilityError, RunError
-from personae.evals import consistency
+from personae.judge import describe
+from personae.judge import nli as consistency
 from personae.models import ChatParams, ChoiceScores, Message
 from personae.models.base import NoChoiceMassError
 from personae.runtime import ProgressReporter, Runner
@@ -72,8 +73,6 @@ class Job:
 def judge_jobs(turns: Sequence[Turn], agents: dict[str, Agent], *, metrics: Sequence[str],
                judge: str, max_facts: int) -> list[Job]:
     """The judgements the given turns need (scripted and empty turns need none)."""
-    from personae.evals.engine import describe
-
     jobs: list[Job] = []
     previous: dict[str, Turn] = {}
     for t in turns:

@@ -111,7 +111,7 @@ def _embeddings(run: SimRun, conversations: Mapping[str, list[Turn]], metrics: S
                                            dict[str, np.ndarray]] | None:
     if not {"similarity", "echo"} & set(metrics):
         return None
-    from personae.evals.engine import describe
+    from personae.judge import describe
 
     keys = [(cid, t.index) for cid, turns in conversations.items() for t in turns if t.text]
     texts = [t.text for turns in conversations.values() for t in turns if t.text]

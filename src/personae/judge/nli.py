@@ -1,5 +1,5 @@
-"""Consistency: natural-language inference of each response against each persona fact, and
-the C-score (DESIGN §7).
+"""NLI judging: natural-language inference of a response against each persona fact, and the
+C-score (the eval's consistency suite and the simulation's per-turn consistency both use it).
 
 The judge is asked for one label. Backends with logprobs give the label's probability
 through `score_choices`; the others answer in words, parsed here.
@@ -10,6 +10,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable, Sequence
 
+from personae.judge.sentences import split_atoms
 from personae.models import Message
 from personae.persona import Persona
 
@@ -25,8 +26,6 @@ def persona_facts(persona: Persona) -> list[str]:
     sentences (PersonaGym one-liners are a single fact)."""
     if persona.facts:
         return list(persona.facts)
-    from personae.evals.atomic import split_atoms
-
     return split_atoms(persona.summary) if persona.summary else []
 
 
