@@ -42,16 +42,6 @@ def require(module: str) -> ModuleType:
     pytest.skip(f"{module} is not installed; {LOCAL_HINT}", allow_module_level=True)
 
 
-def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    missing = missing_local()
-    if not missing:
-        return
-    skip = pytest.mark.skip(reason=f"{', '.join(missing)} not installed; {LOCAL_HINT}")
-    for item in items:
-        if item.get_closest_marker("model") or item.get_closest_marker("server"):
-            item.add_marker(skip)
-
-
 @pytest.fixture(scope="session")
 def session_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return tmp_path_factory.mktemp("personae-cache")

@@ -91,6 +91,7 @@ def _run(tmp_path: Path, **kw: object) -> SimResult:
                           judge=WordsJudge(_judge, name="judge"))
 
 
+@pytest.mark.local  # MiniLM similarity
 def test_drift_first_out_of_persona_turn_and_slopes(tmp_path: Path) -> None:
     result = _run(tmp_path)
     groups = {g["id"]: g for g in result.summary["groups"]}
@@ -110,6 +111,7 @@ def test_drift_first_out_of_persona_turn_and_slopes(tmp_path: Path) -> None:
     assert curve == {t: (1.0 if t >= 5 else 0.0) for t in range(1, 11)}
 
 
+@pytest.mark.local  # MiniLM similarity
 def test_outputs_transcripts_and_resume(tmp_path: Path) -> None:
     first = _run(tmp_path)
     run_dir = first.run_dir
@@ -128,6 +130,7 @@ def test_outputs_transcripts_and_resume(tmp_path: Path) -> None:
     assert again.model_calls == 0 and again.summary == first.summary
 
 
+@pytest.mark.local  # MiniLM similarity
 def test_a_changed_setting_is_refused_on_the_same_directory(tmp_path: Path) -> None:
     _run(tmp_path)
     with pytest.raises(InputError, match="window differ"):
@@ -235,6 +238,7 @@ def test_changed_user_script_contents_are_refused_on_resume(tmp_path: Path) -> N
         run_simulation(cfg, tmp_path / "run", model=model, use_cache=False)
 
 
+@pytest.mark.local  # MiniLM similarity
 def test_a_bundled_judge_is_named_in_the_warnings(tmp_path: Path) -> None:
     cfg = SimConfig(model="scripted:a", judge="bundled", metrics=["leak"], turns=2,
                     progress="off")
