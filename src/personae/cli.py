@@ -578,7 +578,7 @@ def _print_summary(summary: dict) -> None:
 
     console = Console(stderr=True)
     for w in summary.get("warnings", []):
-        console.print(f"[bold red]! {w}[/]")
+        console.print(f"[bold red]! {escape(w)}[/]")
     mv = lambda d: str(MetricValue(**d)) if d else "—"  # noqa: E731
     fid = summary.get("fidelity")
     if fid:

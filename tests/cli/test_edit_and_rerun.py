@@ -71,3 +71,27 @@ def test_explicit_out_with_other_settings_is_still_refused(tmp_path: Path) -> No
     proc = run_cli(*args)
     assert proc.returncode == 2
     assert "personas_digest differ" in proc.stderr and "another --out" in proc.stderr
+
+
+@pytest.mark.parametrize("kind", ["eval", "survey"])
+def test_editing_the_model_or_template_file_also_gets_its_own_directory(
+        kind: str, tmp_path: Path) -> None:
+    (tmp_path / "model.yaml").write_text(MODEL)
+    (tmp_path / "mine.yaml").write_text(PERSONA)
+    template = tmp_path / "t.j2"
+    template.write_text("You are {{ p.name }}.")
+    model = f"scripted:{tmp_path / 'model.yaml'}"
+    args = [*COMMANDS[kind], "--personas", str(tmp_path / "mine.yaml"), "--model", model]
+    args += ["--judge", model] if kind == "eval" else ["--template", str(template)]
+
+    def run() -> set[Path]:
+        proc = run_cli(*args, cwd=tmp_path)
+        assert proc.returncode == 0, proc.stderr
+        return set((tmp_path / "personae-runs").glob(f"{kind}-*"))
+
+    first = run()
+    if kind == "eval":  # the scripted model's file stands for its weights
+        (tmp_path / "model.yaml").write_text(MODEL.replace("burning", "lit"))
+    else:
+        template.write_text("You are {{ p.name }}. Answer briefly.")
+    assert len(run() - first) == 1

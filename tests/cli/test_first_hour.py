@@ -129,6 +129,10 @@ def test_report_keeps_every_warning_the_run_had(scripted: str, tmp_path: Path) -
     assert any("no usable question" in w for w in warnings), (proc.stderr, warnings)
     assert run_cli("report", str(run)).returncode == 0
     assert json.loads((run / "summary.json").read_text())["warnings"] == warnings
+    # A rescore does not write questions again: the note it could not make stays.
+    assert run_cli("rescore", str(run), "-j", scripted).returncode == 0
+    after = json.loads((run / "summary.json").read_text())["warnings"]
+    assert any("no usable question" in w for w in after), after
 
 
 @pytest.mark.parametrize("args", [
@@ -157,3 +161,15 @@ def test_a_resumed_survey_says_how_much_was_done(tmp_path: Path) -> None:
     proc = run_cli(*args, "--items", "10")  # a larger --items extends the run
     assert proc.returncode == 0, proc.stderr
     assert "survey: resuming: 4 of 10 done" in proc.stderr
+
+
+def test_validate_goes_on_when_a_template_needs_a_field(tmp_path: Path) -> None:
+    tpl = tmp_path / "age.j2"
+    tpl.write_text("You are {{ p.name }}, aged {{ p.demographics.age + 1 }}.")
+    mine = tmp_path / "mine.yaml"
+    mine.write_text("name: Ola\nsummary: A baker.\ndemographics: {age: 40}\n")
+    proc = run_cli("personas", "validate", str(mine), "sample:rosa-cusco-weaver", "-t", str(tpl))
+    assert proc.returncode == 0, proc.stderr
+    assert "mine.yaml: 1 persona OK" in proc.stdout
+    assert f"{mine}: ola: not used by template {tpl}: summary" in proc.stdout
+    assert "sample:rosa-cusco-weaver: 1 persona OK" in proc.stdout

@@ -84,10 +84,11 @@ def test_personagym_template_has_no_double_period() -> None:
 def test_card_renders_every_demographic_key_the_schema_accepts() -> None:
     p = Persona(name="Ola", summary="A baker.",
                 demographics={"country": "Poland", "marital_status": "married", "age": 40,
-                              "pets": ["cat", "dog"]})
+                              "pets": ["cat", "dog"], "family": {"kids": 2, "home_town": "Łódź"}})
     out = render_system_prompt(p, "card")
     assert "- Country: Poland" in out and "- Marital status: married" in out
     assert "- Pets: cat, dog" in out and "- Age: 40" in out
+    assert "- Family: kids: 2, home town: Łódź" in out
     assert load_template("card").unused_fields(p) == []
 
 
@@ -120,3 +121,10 @@ def test_every_field_is_rendered_or_reported(key: str, value: str) -> None:
         for path in (f"demographics.{key}", f"extra.{key}"):
             assert path in unused or value in out, (name, path)
     assert f"demographics.{key}" not in load_template("card").unused_fields(p)
+
+
+def test_a_template_that_fails_without_a_field_uses_it(tmp_path: Path) -> None:
+    path = tmp_path / "age.j2"
+    path.write_text("You are {{ p.name }}, aged {{ p.demographics.age + 1 }}.")
+    p = Persona(name="Ola", summary="A baker.", demographics={"age": 40})
+    assert load_template(str(path)).unused_fields(p) == ["summary"]

@@ -184,6 +184,9 @@ def test_sweep_resolves_and_labels_a_reversed_domain(tmp_path: Path) -> None:
     sweep = Sweep(SweepConfig(vector=str(path), layer=1, coefficients=coefs), base=_Base())
     digest = hashlib.sha256(path.read_bytes()).hexdigest()
     assert (sweep.config.scale, sweep.config.vector_sha256, sweep.sign) == ("E", digest, -1)
+    # The stored identity keeps the settings as given, as sweeps stored before did: they
+    # resume; the resolved scale goes to the summary.
+    assert (sweep.identity["scale"], sweep.identity["vector_sha256"]) == (None, digest)
     assert sweep.scale.label == "E Extraversion, reversed" and sweep.scale.items == 24
     store = RunStore(tmp_path / "run")
     _fill(store, coefs)

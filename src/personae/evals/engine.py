@@ -164,6 +164,10 @@ class EvalRun:
             self._models[spec] = load_model(spec)
         return self._models[spec]
 
+    def model_identities(self) -> dict[str, str]:
+        """Each loaded model's identity (weights' hash, steering), by spec."""
+        return {spec: m.identity for spec, m in self._models.items()}
+
     @property
     def judge(self) -> str:
         """The judge that writes score examples, NLI, role and atom judgements."""

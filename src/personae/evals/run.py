@@ -47,7 +47,10 @@ def run_eval(config: EvalConfig, out: str | Path | None = None, *, use_cache: bo
     4.0
     """
     run = EvalRun(config, models=models, rescore=rescore)
-    run_dir = Path(out) if out is not None else config.default_run_dir(run.identity)
+    # The directory name also covers what the model specs stand for (a GGUF file's hash, a
+    # scripted file's contents); the stored identity does not, so older runs still resume.
+    run_dir = Path(out) if out is not None else config.default_run_dir(
+        {**run.identity, "model_identities": run.model_identities()})
     store = RunStore(run_dir)
     run.cache = cache = ResponseCache() if use_cache else None
     start = time.monotonic()
@@ -103,12 +106,14 @@ def write_outputs(store: RunStore, config: EvalConfig, *, failures: list[str] | 
     (``personae report``, given neither) keeps every warning the run had."""
     from personae.report import write_report
 
+    kept = json.loads(store.get_meta("warnings") or "{}")
     if failures is None and notes is None:
-        kept = json.loads(store.get_meta("warnings") or "{}")
         failures, notes = kept.get("failures", []), kept.get("notes", [])
     else:
-        store.set_meta("warnings", json.dumps({"failures": failures or [],
-                                               "notes": notes or []}))
+        # Notes are final (what the questions stage found stays true), and a rescore does
+        # not make them again: keep the stored ones. Failures are the latest session's.
+        notes = list(dict.fromkeys([*kept.get("notes", []), *(notes or [])]))
+        store.set_meta("warnings", json.dumps({"failures": failures or [], "notes": notes}))
     in_run = {r["persona_id"] for _, r in store.items("probe")}
     personas = [p for p in resolve_personas(config.personas) if p.id in in_run]
     if duration_s is None:

@@ -300,7 +300,10 @@ def run_survey(config: SurveyConfig, out: str | Path | None = None, *, use_cache
     0
     """
     run = SurveyRun(config, model=model)
-    run_dir = Path(out) if out is not None else config.default_run_dir(run.identity)
+    # The directory name also covers the template's contents (the stored identity does not,
+    # so runs stored before still resume with --out).
+    run_dir = Path(out) if out is not None else config.default_run_dir(
+        {**run.identity, "template_sha256": run.template.sha256})
     store = RunStore(run_dir)
     cache = ResponseCache() if use_cache and config.mode == "generate" else None
     run.cache = cache

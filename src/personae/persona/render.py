@@ -75,10 +75,12 @@ class Template:
             del parent[path[-1]]
             try:
                 without = Persona.model_validate(trimmed)
-            except ValueError:  # the field is all the content there is: used by definition
+                if self.render(without) == full:
+                    unused.append(".".join(path))
+            except ValueError:
+                # The field is all the content there is, or the template fails without it
+                # (an InputError is a ValueError): either way, the prompt depends on it.
                 continue
-            if self.render(without) == full:
-                unused.append(".".join(path))
         return unused
 
 

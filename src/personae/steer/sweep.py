@@ -318,6 +318,7 @@ class Sweep:
         # What the sweep resolved is what it records: the summary's config names the domain
         # and the vector file's hash, not the defaults they were resolved from.
         self.config = given.model_copy(update={"scale": domain, "vector_sha256": digest})
+        self.given = given
 
     def default_run_dir(self) -> Path:
         """``personae-runs/sweep-<vector>-L<layer>-<digest>``: the digest covers the settings
@@ -328,7 +329,11 @@ class Sweep:
         return RUNS_DIR / f"sweep-{Path(self.config.vector).stem}-L{self.config.layer}-{digest}"
 
     def _identity_without_model(self) -> dict[str, Any]:
-        return {**self.config.model_dump(), "trait_sha256": self.trait.source_hash,
+        # The settings as given (scale None: resolved from the trait), so a sweep stored
+        # before the summary recorded the resolved scale still resumes; the file's hash
+        # stands for the vector.
+        return {**self.given.model_dump(), "vector_sha256": self.config.vector_sha256,
+                "trait_sha256": self.trait.source_hash,
                 "questionnaire": self.questionnaire.model_dump(mode="json")}
 
     def check_store(self, run_dir: Path) -> None:
