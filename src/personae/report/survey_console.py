@@ -78,9 +78,9 @@ def print_declared_vs_measured(section: Mapping[str, Any], domains: Sequence[tup
     >>> "3.5 → 4.00 (+0.50)" in c.export_text()
     True
     """
-    table = Table(title="Declared vs measured traits, 1–5: declared → measured "
-                  f"(measured − declared); {escape(str(section.get('variant')))} variant, CIs in the "
-                  "report")
+    variant = escape(str(section.get("variant")))
+    table = Table(title="Declared vs measured traits, on the instrument's scale: declared → "
+                  f"measured (measured − declared); {variant} variant, CIs in the report")
     table.add_column("persona")
     for d, _ in domains:
         table.add_column(d, justify="right")

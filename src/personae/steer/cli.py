@@ -202,8 +202,9 @@ def sweep(
     items: Annotated[int | None, typer.Option(min=2, help="First N items of the domain.")
                      ] = None,
     seed: Annotated[int, typer.Option(min=0, max=2**31 - 1)] = 0,
-    out: Annotated[Path | None, typer.Option("--out", "-o", help="Run directory (default: "
-                                             "personae-runs/sweep-<vector>-L<layer>-<settings digest>).")] = None,
+    out: Annotated[Path | None, typer.Option(
+        "--out", "-o", help="Run directory (default: personae-runs/sweep-<vector>-L<layer>-"
+        "<digest of the settings and files>).")] = None,
 ) -> None:
     """Steer over coefficients -k..+k and measure, per coefficient: the instrument score,
     an embedding text score, the activation projection and coherence (perplexity)."""
