@@ -143,8 +143,8 @@ def test_projection_per_turn_on_the_hf_backend(tmp_path: Path) -> None:
     import numpy as np
 
     from personae.models import load_model
+    from personae.models.whitebox import score_responses
     from personae.sim.agents import Turn, egocentric_view
-    from personae.steer.monitor import score_responses
     from personae.vectors.file import PersonaVector
 
     rng = np.random.default_rng(3)

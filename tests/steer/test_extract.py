@@ -246,7 +246,8 @@ def test_vector_row_L_is_the_output_of_block_L(hf) -> None:  # noqa: ANN001
     from hidden_states row L + 1; the last block is read before the final norm."""
     import torch
 
-    from personae.steer.extract import extract_vectors, read_block_outputs
+    from personae.models.whitebox import read_block_outputs
+    from personae.steer.extract import extract_vectors
 
     ex = extract_vectors(hf, "formal", n_instructions=1, n_questions=2, max_tokens=8,
                          positions=["response_avg", "prompt_last"], progress=False)

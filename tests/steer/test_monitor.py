@@ -13,8 +13,9 @@ from typer.testing import CliRunner
 
 from personae.errors import InputError
 from personae.steer.cli import app
-from personae.steer.monitor import Projection, load_transcript, plan_windows, project
+from personae.steer.monitor import load_transcript, plan_windows
 from personae.vectors.file import PersonaVector
+from personae.vectors.projection import Projection, project
 
 AXIS = Path("/work/shared/data/safety-research-assistant-axis/transcripts/persona_drift")
 
@@ -262,7 +263,8 @@ def _random_vector() -> PersonaVector:
 @pytest.mark.model
 def test_transcript_scores_match_an_independent_forward(hf, tmp_path: Path) -> None:  # noqa: ANN001
     from personae.models import Message
-    from personae.steer.monitor import score_responses, score_transcript
+    from personae.models.whitebox import score_responses
+    from personae.steer.monitor import score_transcript
 
     path = tmp_path / "t.json"
     path.write_text(json.dumps(CONV))
@@ -317,7 +319,7 @@ def test_steering_along_the_vector_raises_its_projection(hf) -> None:  # noqa: A
     """End to end: a model steered by ``coef × unit(v[L])`` at block L projects exactly
     ``coef`` higher on v at layer L (the hook adds to what the monitor reads)."""
     from personae.models import Message
-    from personae.steer.monitor import score_responses
+    from personae.models.whitebox import score_responses
     from personae.vectors.steering import steerings_for
 
     vec, layer, coef = _random_vector(), 9, 6.0
@@ -336,7 +338,8 @@ def test_steering_along_the_vector_raises_its_projection(hf) -> None:  # noqa: A
 @pytest.mark.model
 def test_monitor_scores_each_agent_of_a_simulate_transcript_in_its_own_view(
         hf, tmp_path: Path) -> None:  # noqa: ANN001
-    from personae.steer.monitor import load_views, score_responses
+    from personae.models.whitebox import score_responses
+    from personae.steer.monitor import load_views
 
     vec, layer = _random_vector(), 7
     vec_path = vec.save(tmp_path / "r.safetensors")

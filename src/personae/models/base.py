@@ -255,10 +255,26 @@ class InProcessBackend(BaseBackend):
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
-        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix=self.backend)
+        # A list, shared with shallow copies (a steered twin shares the executor too).
+        self._compute_threads: list[int] = []
+        self._executor = ThreadPoolExecutor(
+            max_workers=1, thread_name_prefix=self.backend,
+            initializer=lambda: self._compute_threads.append(threading.get_ident()))
 
     async def _run(self, fn: Callable[..., T], *args: Any) -> T:
         return await asyncio.get_running_loop().run_in_executor(self._executor, fn, *args)
+
+    def run_sync(self, fn: Callable[[], T]) -> T:
+        """Run ``fn`` now on this backend's compute thread, under its lock (directly when
+        already on that thread): for white-box work outside a chat call, such as reading
+        activations, without starting a second team of compute threads."""
+        def locked() -> T:
+            with self._lock:
+                return fn()
+
+        if threading.get_ident() in self._compute_threads:
+            return locked()
+        return self._executor.submit(locked).result()
 
     async def score_choices(self, messages: Sequence[Message], choices: Sequence[str], *,
                             prefill: str = "") -> ChoiceScores:

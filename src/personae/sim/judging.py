@@ -159,7 +159,7 @@ def project_turns(store: RunStore, model: Any, vector: Any, layer: int,
                   *, window: int, progress: str = "auto", batch: int = 8) -> None:
     """Store the persona-vector projection of every persona turn, read as the reply to what
     its speaker saw (the same egocentric, windowed view)."""
-    from personae.steer.monitor import score_responses
+    from personae.models.whitebox import score_responses
 
     items: list[tuple[str, list[Message], Turn]] = []
     for cid, turns in conversations.items():

@@ -95,7 +95,7 @@ class SimRun:
             self.judge = judge if judge is not None else (
                 self.model if config.judge == config.model else load_model(config.judge))
         if self.vector is not None:
-            from personae.steer.extract import require_white_box
+            from personae.models.whitebox import require_white_box
 
             require_white_box(self.model)
         # Contents, not just paths: resuming after a file changed would mix two runs.

@@ -138,7 +138,7 @@ def monitor(
     stderr."""
     from personae._files import atomic_write
     from personae.models import load_model
-    from personae.steer.extract import require_white_box
+    from personae.models.whitebox import require_white_box
     from personae.steer.monitor import load_views, score_transcript
     from personae.vectors.file import load_vector
 

@@ -22,26 +22,22 @@ so the raw output is what a vector must be read from.
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import threading
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
 import numpy as np
 
-from personae.errors import CapabilityError, InputError, RunError
-from personae.models.base import Capability, ChatParams, Message, Model, require_capability
-from personae.models.hooks import decoder_layers
+from personae.errors import InputError, RunError
+from personae.models.base import ChatParams, Message, Model
+from personae.models.whitebox import encode, read_block_outputs, require_white_box
 from personae.runtime import ChatRequest, ProgressReporter, ResponseCache, Runner
 from personae.steer.traits import TraitSpec, load_trait
 from personae.vectors.file import METHODS, POSITIONS, PersonaVector, save_target
 
 Position = Literal["response_avg", "prompt_last", "prompt_avg"]
 Method = Literal["mean_diff", "pca"]
-# Per batch of forward passes: sequences × padded length, to bound activation memory.
-TOKEN_BUDGET = 16384
 
 
 # -- pure math ---------------------------------------------------------------------------
@@ -132,131 +128,6 @@ def contrast(pos: np.ndarray, neg: np.ndarray, method: str) -> np.ndarray:
 
 
 # -- reading activations -----------------------------------------------------------------
-
-def require_white_box(model: Model | str) -> Any:
-    """The model (loaded first if given as a spec) if it exposes transformers internals
-    (the ``hf`` backend), else a clear error naming the capability."""
-    if isinstance(model, str):
-        from personae.models import load_model
-
-        model = load_model(model)
-    require_capability(model, Capability.HIDDEN_STATES)
-    if not all(hasattr(model, a) for a in ("model", "tokenizer", "render_prompt")):
-        raise CapabilityError(f"model {model.identity!r} exposes no transformers model; use an "
-                              "hf: model spec (e.g. hf:bundled)")
-    return model
-
-
-def encode(tokenizer: Any, text: str, split: int) -> tuple[list[int], int]:
-    """Token ids of ``text`` and how many of them start before character ``split`` (the
-    prompt/response boundary). One tokenisation of the whole text, as the model saw it.
-
-    A token straddling the boundary counts as prompt.
-    """
-    enc = tokenizer(text, add_special_tokens=False, return_offsets_mapping=True)
-    starts = [s for s, _ in enc["offset_mapping"]]
-    return list(enc["input_ids"]), int(np.searchsorted(starts, split, side="left"))
-
-
-class _Stop(Exception):
-    """Raised by the hook on the deepest layer needed: later layers need not run."""
-
-
-def read_block_outputs(model: Any, sequences: Sequence[Sequence[int]],
-                       layers: Sequence[int] | None = None,
-                       ) -> Iterator[tuple[int, np.ndarray]]:
-    """Yield ``(index, acts)`` for each token sequence, ``acts`` of shape
-    ``(len(layers), n_tokens, hidden)`` (all layers by default): the output of each decoder
-    block, float32. Sequences are batched (right padding) by length, so the order of the
-    yielded indices is not the input order.
-    """
-    net = model.model  # loads the model (and torch) on first use
-    import torch
-
-    blocks = decoder_layers(net)
-    wanted = list(range(len(blocks))) if layers is None else [int(x) for x in layers]
-    for layer in wanted:
-        if not 0 <= layer < len(blocks):
-            raise InputError(f"layer {layer} is out of range: the model has layers "
-                             f"0..{len(blocks) - 1}")
-    pad = model.tokenizer.pad_token_id or 0
-    order = sorted(range(len(sequences)), key=lambda i: len(sequences[i]))
-    for batch in _batches(order, sequences, max(1, getattr(model, "batch_size", 8))):
-        ids = torch.full((len(batch), max(len(sequences[i]) for i in batch)), pad,
-                         dtype=torch.long)
-        mask = torch.zeros_like(ids)
-        for row, i in enumerate(batch):
-            ids[row, : len(sequences[i])] = torch.tensor(list(sequences[i]))
-            mask[row, : len(sequences[i])] = 1
-        acts = _on_model_thread(model, lambda: _forward(net, blocks, ids, mask, wanted,
-                                                        getattr(model, "steerings", ())))
-        for row, i in enumerate(batch):
-            yield i, acts[row, :, : len(sequences[i])]
-
-
-def _forward(net: Any, blocks: Sequence[Any], ids: Any, mask: Any, wanted: list[int],
-             steerings: Sequence[Any] = ()) -> np.ndarray:
-    """One batch through the decoder; the outputs of blocks ``wanted``, ``(batch, layers,
-    tokens, hidden)``, with the model's own steering applied (what a steered model
-    computes). Hooks live only for this call, so other users of the model never see them."""
-    import torch
-
-    captured: dict[int, Any] = {}
-    deepest = max(wanted)
-
-    def hook(layer: int) -> Callable[..., None]:
-        def grab(_mod: Any, _inp: Any, out: Any) -> None:
-            captured[layer] = out[0] if isinstance(out, tuple) else out
-            if layer == deepest and deepest < len(blocks) - 1:
-                raise _Stop
-        return grab
-
-    steered: Any = contextlib.nullcontext()
-    if steerings:
-        from personae.models.hooks import apply_steering
-
-        steered = apply_steering(net, steerings)  # its hooks go first: we read steered outputs
-    handles = [blocks[layer].register_forward_hook(hook(layer)) for layer in set(wanted)]
-    try:
-        # The base model, not the LM head: its logits would be computed for nothing.
-        with torch.inference_mode(), steered, contextlib.suppress(_Stop):
-            net.base_model(input_ids=ids, attention_mask=mask, use_cache=False)
-    finally:
-        for h in handles:
-            h.remove()
-    return torch.stack([captured[layer] for layer in wanted], dim=1).float().numpy()
-
-
-def _on_model_thread(model: Any, fn: Callable[[], Any]) -> Any:
-    """Run ``fn`` on the in-process backend's own compute thread, under its lock.
-
-    The compute library's worker threads belong to the thread that calls it: a forward pass
-    on another thread would start a second team competing with the first for the cores
-    (see `personae.models.base.InProcessBackend`).
-    """
-    executor = getattr(model, "_executor", None)
-    lock = getattr(model, "_lock", None) or contextlib.nullcontext()
-
-    def locked() -> Any:
-        with lock:
-            return fn()
-
-    if executor is None or threading.current_thread() in getattr(executor, "_threads", ()):
-        return locked()
-    return executor.submit(locked).result()
-
-
-def _batches(order: list[int], sequences: Sequence[Sequence[int]],
-             size: int) -> Iterator[list[int]]:
-    batch: list[int] = []
-    for i in order:  # ascending length: the last one added sets the padded width
-        if batch and (len(batch) >= size or (len(batch) + 1) * len(sequences[i]) > TOKEN_BUDGET):
-            yield batch
-            batch = []
-        batch.append(i)
-    if batch:
-        yield batch
-
 
 # -- extraction --------------------------------------------------------------------------
 

@@ -24,7 +24,6 @@ records the first message its window starts from.
 from __future__ import annotations
 
 import json
-import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -35,66 +34,16 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from personae.errors import InputError, RunError
 from personae.models.base import Message, Model
+from personae.models.whitebox import read_block_outputs, require_white_box
 from personae.runtime import ProgressReporter
-from personae.steer.extract import encode, read_block_outputs, require_white_box
 from personae.vectors.file import PersonaVector
+from personae.vectors.projection import project
 
 # Tokens kept free of the context for chat markup that window planning does not count.
 _MARGIN = 16
 # The line a simulated agent's view starts with when the agent speaks first. The same text as
 # personae.sim.agents.OPENER (a test checks): run kinds do not import each other.
 SIM_OPENER = "(You speak first: open the conversation.)"
-
-
-def project(activations: np.ndarray, direction: np.ndarray) -> np.ndarray:
-    """Per-token projection of ``activations`` ``(n_tokens, hidden)`` on the unit vector
-    along ``direction`` ``(hidden,)``.
-
-    >>> project(np.array([[3.0, 4.0], [1.0, 0.0]]), np.array([2.0, 0.0])).tolist()
-    [3.0, 1.0]
-    """
-    d = np.asarray(direction, dtype=np.float64)
-    norm = float(np.linalg.norm(d))
-    if norm == 0.0:
-        raise InputError("cannot project on a zero vector")
-    return np.asarray(activations, dtype=np.float64) @ (d / norm)
-
-
-@dataclass(frozen=True)
-class Projection:
-    """Per-token projections of one response and their mean (NaN when it has no tokens)."""
-
-    per_token: np.ndarray
-    mean: float
-
-    @classmethod
-    def of(cls, activations: np.ndarray, direction: np.ndarray, start: int = 0,
-           end: int | None = None) -> Projection:
-        """Project ``activations[start:end]`` (the response tokens) on ``direction``.
-
-        >>> Projection.of(np.array([[9.0], [1.0], [3.0]]), np.array([1.0]), start=1).mean
-        2.0
-        """
-        values = project(activations[start:end], direction)
-        return cls(values, float(values.mean()) if len(values) else math.nan)
-
-
-def score_responses(model: Model | str, vector: PersonaVector, layer: int,
-                    items: Sequence[tuple[Sequence[Message], str]]) -> list[Projection]:
-    """Projection of each response's tokens at ``layer``, read with the response as the
-    assistant's reply to ``messages`` (batched). The response text is tokenised as part of
-    the whole prompt + response, as the model saw it.
-    """
-    hf = require_white_box(model)
-    direction = vector.unit(layer)
-    encoded = []
-    for messages, response in items:
-        prompt = hf.render_prompt(list(messages))
-        encoded.append(encode(hf.tokenizer, prompt + response, len(prompt)))
-    out: list[Projection | None] = [None] * len(items)
-    for i, acts in read_block_outputs(hf, [ids for ids, _ in encoded], [layer]):
-        out[i] = Projection.of(acts[0], direction, start=encoded[i][1])
-    return [p for p in out if p is not None]
 
 
 class TurnScore(BaseModel):

@@ -473,7 +473,7 @@ def read_responses(model: Any, vector: Any, layer: int,
                    ) -> list[tuple[float | None, float | None, int]]:
     """For each (messages, response): the mean projection of the response tokens on the unit
     vector at ``layer`` and their mean NLL, both read by ``model`` as it runs."""
-    from personae.steer.monitor import score_responses
+    from personae.models.whitebox import score_responses
 
     keep = [i for i, (_, r) in enumerate(items) if r.strip()]
     out: list[tuple[float | None, float | None, int]] = [(None, None, 0)] * len(items)
@@ -489,13 +489,13 @@ def read_responses(model: Any, vector: Any, layer: int,
 def response_nlls(model: Any, items: Sequence[tuple[Sequence[Message], str]]
                   ) -> list[np.ndarray]:
     """Per-token NLL of each response given its prompt (one unbatched pass per item)."""
-    from personae.steer.extract import _on_model_thread, encode
+    from personae.models.whitebox import encode, on_model_thread
 
     out = []
     for messages, response in items:
         prompt = model.render_prompt(list(messages))
         ids, start = encode(model.tokenizer, prompt + response, len(prompt))
-        logits = _on_model_thread(model, lambda ids=ids: _logits(model.model, ids))
+        logits = on_model_thread(model, lambda ids=ids: _logits(model.model, ids))
         out.append(response_nll(logits, ids, start) if start < len(ids)
                    else np.zeros(0))
     return out
