@@ -18,7 +18,7 @@ LAYER = {"errors": 1, "_files": 1, "persona": 2, "stats": 2, "vectors": 2, "mode
          "sim": 6, "steer": 6, "generate": 6, "audit": 6, "report": 7, "cli": 8, "serve": 8,
          "testing": 8}
 RUN_KINDS = {name for name, layer in LAYER.items() if layer == 6}
-KNOWN = {("evals", "report"), ("instruments", "report"), ("sim", "report"), ("steer", "report")}
+KNOWN = {("evals", "report"), ("survey", "report"), ("sim", "report"), ("steer", "report")}
 
 
 def package_imports(src: Path = SRC) -> dict[tuple[str, str], str]:

@@ -425,8 +425,8 @@ def survey(
 ) -> None:
     """Put a personality questionnaire to personas (or the bare model): domain scores with
     CIs, reliability, acquiescence, unparsable rate, robustness across variants, shaping."""
-    from personae.instruments.survey import BUNDLED_WARNING, build_survey_config, run_survey
     from personae.report.survey_console import print_survey_summary
+    from personae.survey.run import BUNDLED_WARNING, build_survey_config, run_survey
 
     config = build_survey_config(
         personas=personas, model=model, instrument=instrument, mode=mode,

@@ -153,8 +153,8 @@ def test_inputs_are_checked_before_any_model_loads(args: list[str], tmp_path: Pa
 
 
 def test_a_resumed_survey_says_how_much_was_done(tmp_path: Path) -> None:
-    (tmp_path / "m.yaml").write_text('replies: ["4"]\n'
-                                     'choices: {"1": 0.1, "2": 0.1, "3": 0.2, "4": 0.4, "5": 0.2}\n')
+    (tmp_path / "m.yaml").write_text(
+        'replies: ["4"]\nchoices: {"1": 0.1, "2": 0.1, "3": 0.2, "4": 0.4, "5": 0.2}\n')
     args = ["survey", "--model", f"scripted:{tmp_path / 'm.yaml'}", "--out",
             str(tmp_path / "run")]
     assert run_cli(*args, "--items", "4").returncode == 0
@@ -168,7 +168,8 @@ def test_validate_goes_on_when_a_template_needs_a_field(tmp_path: Path) -> None:
     tpl.write_text("You are {{ p.name }}, aged {{ p.demographics.age + 1 }}.")
     mine = tmp_path / "mine.yaml"
     mine.write_text("name: Ola\nsummary: A baker.\ndemographics: {age: 40}\n")
-    proc = run_cli("personas", "validate", str(mine), "sample:rosa-cusco-weaver", "-t", str(tpl))
+    proc = run_cli("personas", "validate", str(mine), "sample:rosa-cusco-weaver",
+                   "-t", str(tpl))
     assert proc.returncode == 0, proc.stderr
     assert "mine.yaml: 1 persona OK" in proc.stdout
     assert f"{mine}: ola: not used by template {tpl}: summary" in proc.stdout

@@ -17,6 +17,7 @@ from personae.evals.config import CONDITIONS, EvalConfig
 from personae.evals.engine import target_trait
 from personae.evals.personagym import persona_score, question_mean
 from personae.judge import nli as consistency
+from personae.models.spec import is_bundled
 from personae.persona import Persona
 from personae.runtime.store import RunStore
 from personae.stats import mean_ci, paired_delta_ci
@@ -231,7 +232,7 @@ def build_summary(store: RunStore, config: EvalConfig, personas: Sequence[Person
         fidelity["reliable"] = rel["reliable"]
     judgements = _judged(store, config)
     warnings = []
-    if any(j in ("bundled", "hf:bundled") for j in config.judges):
+    if any(is_bundled(j) for j in config.judges):
         warnings.append(SMALL_JUDGE_WARNING)
     if not rel["reliable"]:
         warnings.append(f"Judged scores are unreliable: {rel['verdict']}.")

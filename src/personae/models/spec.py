@@ -89,3 +89,18 @@ def load_model(spec: str | ModelSpec, **overrides: Any) -> Model:
     from personae.models.scripted import ScriptedModel
 
     return ScriptedModel.from_file(parsed.target, **opts)
+
+
+def is_bundled(spec: str, model: Model | None = None) -> bool:
+    """Whether ``spec`` (or the loaded ``model``) is the bundled SmolLM2-135M: the one
+    check behind every "this is the tiny bundled model" warning.
+
+    >>> is_bundled("hf:bundled"), is_bundled("openai:qwen@http://127.0.0.1:8000/v1")
+    (True, False)
+    """
+    try:
+        if parse_model_spec(spec).target == "bundled":
+            return True
+    except InputError:
+        return False
+    return model is not None and "smollm2-135m" in model.identity.lower()

@@ -18,8 +18,8 @@ from typing import Any
 
 from personae._files import atomic_write
 from personae.errors import InputError
-from personae.instruments.survey import is_bundled
 from personae.models import ChatParams, Model, load_model
+from personae.models.spec import is_bundled
 from personae.persona import Persona, load_template
 from personae.persona.sample import resolve_personas
 from personae.runtime import ResponseCache, Runner

@@ -14,10 +14,11 @@ import yaml
 from personae.errors import InputError
 from personae.instruments import Item, cronbach_alpha, load_questionnaire, mcdonald_omega
 from personae.instruments.shaping import MARKERS
-from personae.instruments.survey import SurveyConfig, is_bundled, run_survey
 from personae.models import Message
 from personae.models.scripted import ScriptedModel
+from personae.models.spec import is_bundled
 from personae.runtime.store import RunStore
+from personae.survey.run import SurveyConfig, run_survey
 from tests.instruments.fakes import FakeModel
 
 Q = load_questionnaire("ipip-120")

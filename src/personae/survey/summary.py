@@ -24,12 +24,13 @@ from personae.instruments.reliability import cronbach_alpha, mcdonald_omega
 from personae.instruments.robustness import variant_spread
 from personae.instruments.scoring import acquiescence_index, score_answers
 from personae.instruments.shaping import LEVELS
+from personae.models.spec import is_bundled
 from personae.persona import Persona
 from personae.stats import mean_ci, proportion_ci
 from personae.stats.correlation import Correlation, pearson_ci, spearman_ci
 
 if TYPE_CHECKING:
-    from personae.instruments.survey import SurveyRun
+    from personae.survey.run import SurveyRun
 
 LOW_COVERAGE = 0.5
 # Acquiescence beyond this share of its range (±2 on a 1-5 scale, so 0.5) is called out:
@@ -296,7 +297,7 @@ def declared_section(q: Questionnaire, personas: Sequence[Persona],
 def build_summary(run: SurveyRun, *, failures: Sequence[str] = (),
                   duration_s: float = 0.0) -> dict[str, Any]:
     """The whole summary of a survey run, ready for ``summary.json`` and the report."""
-    from personae.instruments.survey import BUNDLED_WARNING, is_bundled
+    from personae.survey.run import BUNDLED_WARNING
 
     q, cfg = run.questionnaire, run.config
     stored = run.stored()

@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from personae.instruments.survey_summary import (
+from personae.survey.summary import (
     PersonaLevels,
     declared_levels,
     declared_vs_measured,

@@ -15,17 +15,17 @@ from rich.console import Console
 
 from personae.cli import main
 from personae.instruments import Item, load_questionnaire
-from personae.instruments.survey import SurveyConfig, run_survey
-from personae.instruments.survey_summary import (
-    PersonaLevels,
-    declared_levels,
-    declared_vs_measured,
-)
 from personae.models import ChatParams, ChoiceScores, Completion, Message
 from personae.models.base import BACKEND_CAPABILITIES, BaseBackend
 from personae.persona import Persona, resolve_personas
 from personae.report.survey import render_survey_html
 from personae.report.survey_console import print_survey_summary
+from personae.survey.run import SurveyConfig, run_survey
+from personae.survey.summary import (
+    PersonaLevels,
+    declared_levels,
+    declared_vs_measured,
+)
 
 Q = load_questionnaire("ipip-120")
 _ITEM = re.compile(r'statement, "([^"]+)"')
@@ -132,7 +132,7 @@ def test_the_survey_command_prints_and_writes_the_comparison(
         capsys: pytest.CaptureFixture[str]) -> None:
     model = TraitFollower(personas)
     # The command loads its model by spec; this one is built from the personas instead.
-    monkeypatch.setattr("personae.instruments.survey.load_model", lambda spec: model)
+    monkeypatch.setattr("personae.survey.run.load_model", lambda spec: model)
     monkeypatch.setenv("COLUMNS", "200")
     run = tmp_path / "run"
     code = main(["survey", "--model", "scripted:trait-follower", "--personas", "sample",

@@ -40,7 +40,7 @@ from personae.instruments.shaping import (
     shaping_prompt,
 )
 from personae.models import Model, load_model
-from personae.models.spec import parse_model_spec
+from personae.models.spec import is_bundled
 from personae.persona import Persona, load_template, render_system_prompt
 from personae.persona.sample import resolve_personas
 from personae.runtime import ProgressReporter, ResponseCache, Runner
@@ -97,16 +97,6 @@ class SurveyConfig(RunSettings):
 def build_survey_config(**given: Any) -> SurveyConfig:
     """Settings from what the user gave (None means not given); files become absolute."""
     return SurveyConfig.from_given(given)
-
-
-def is_bundled(spec: str, model: Model | None = None) -> bool:
-    """Whether ``spec`` (or the loaded ``model``) is the bundled SmolLM2-135M."""
-    try:
-        if parse_model_spec(spec).target == "bundled":
-            return True
-    except InputError:
-        return False
-    return model is not None and "smollm2-135m" in model.identity.lower()
 
 
 @dataclass(frozen=True)
@@ -338,8 +328,8 @@ def run_survey(config: SurveyConfig, out: str | Path | None = None, *, use_cache
 def write_outputs(run: SurveyRun, *, failures: list[str] | None = None,
                   duration_s: float | None = None) -> dict[str, Any]:
     """(Re)write ``summary.json`` and ``report.html`` from the stored answers."""
-    from personae.instruments.survey_summary import build_summary
     from personae.report.survey import write_survey_report
+    from personae.survey.summary import build_summary
 
     store = run.store
     if duration_s is None:
