@@ -1,3 +1,3 @@
-from personae.cli import _console_main
+from personae.cli import console_main
 
-_console_main()
+console_main()

@@ -162,11 +162,12 @@ def test_ctrl_c_at_the_prompt_exits_at_once(scripted: str) -> None:
 def test_a_bug_is_one_line_with_exit_1(monkeypatch: pytest.MonkeyPatch,
                                        capsys: pytest.CaptureFixture[str]) -> None:
     from personae import cli
+    from personae.cli import personas
 
     def broken(*args: object, **kwargs: object) -> None:
         raise RuntimeError("something inside broke\nsecond line")
 
-    monkeypatch.setattr(cli, "resolve_personas", broken)
+    monkeypatch.setattr(personas, "resolve_personas", broken)
     assert cli.main(["personas", "render", "sample"]) == 1
     err = capsys.readouterr().err.strip()
     assert err == ("personae: internal error: RuntimeError: something inside broke "

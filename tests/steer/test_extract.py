@@ -13,7 +13,7 @@ import pytest
 from typer.testing import CliRunner
 
 from personae.errors import InputError
-from personae.steer.cli import app
+from personae.cli.steer import app
 from personae.steer.extract import (
     contrast,
     encode,

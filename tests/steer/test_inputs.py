@@ -13,7 +13,7 @@ from typer.testing import CliRunner
 
 from personae.errors import InputError
 from personae.runtime.store import RunStore
-from personae.steer.cli import app
+from personae.cli.steer import app
 from personae.vectors.file import PersonaVector
 from tests.conftest import require
 

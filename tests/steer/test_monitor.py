@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 from typer.testing import CliRunner
 
 from personae.errors import InputError
-from personae.steer.cli import app
+from personae.cli.steer import app
 from personae.steer.monitor import load_transcript, plan_windows
 from personae.vectors.file import PersonaVector
 from personae.vectors.projection import Projection, project

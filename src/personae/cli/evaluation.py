@@ -1,0 +1,182 @@
+"""``personae eval``, ``report``, ``rescore`` and ``export``: evaluation runs and what can be
+done with any stored run."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.markup import escape
+from rich.table import Table
+
+from personae.cli.options import csv
+from personae.evals.config import PRESETS, EvalConfig
+
+
+def _default(field: str) -> str:
+    """``default: VALUE`` of an eval setting, from `EvalConfig` itself, for the help text
+    (the options default to None so a ``--preset`` can fill what the user did not give)."""
+    info = EvalConfig.model_fields[field]
+    value = info.default_factory() if info.default_factory else info.default  # type: ignore
+    shown = ", ".join(map(str, value)) if isinstance(value, list) else value
+    return f"default: {'all' if value is None else shown}"
+
+
+def _preset_text(name: str) -> str:
+    """A preset's settings as ``key=value`` (some, such as max_facts, have no flag)."""
+    return ", ".join(f"{k}={','.join(v) if isinstance(v, list) else v}"
+                     for k, v in PRESETS[name].items())
+
+
+JudgeOpt = Annotated[list[str] | None, typer.Option(
+    "--judge", "-j", help=f"Judge model spec; repeat for several judges ({_default('judges')}).")]
+
+
+def eval_(
+    personas: Annotated[str | None, typer.Option(
+        "--personas", "-p",
+        help="Persona file, 'sample', 'personagym' or SET:ID "
+        f"({_default('personas')}).")] = None,
+    model: Annotated[str | None, typer.Option("--model", "-m", help="Subject model spec "
+                                              f"({_default('model')}).")] = None,
+    judge: JudgeOpt = None,
+    suite: Annotated[str | None, typer.Option(
+        "--suite", help="Comma-separated: fidelity, consistency, atomic "
+        f"({_default('suites')}).")] = None,
+    questions: Annotated[str | None, typer.Option(
+        "--questions", help="auto (benchmark-v1 where it has the persona, else generate), "
+        "benchmark-v1, generate, or a JSON file {task: [question, ...]} "
+        f"({_default('questions')}).")] = None,
+    per_task: Annotated[int | None, typer.Option(help="Questions per task and persona "
+                                                 f"({_default('per_task')}).")] = None,
+    limit: Annotated[int | None, typer.Option(help="Only the first N personas "
+                                              f"({_default('limit')}).")] = None,
+    preset: Annotated[str | None, typer.Option(
+        help="quick (a few minutes on a laptop: " + _preset_text("quick") + ") or standard ("
+        + _preset_text("standard") + "); flags override it.")] = None,
+    out: Annotated[Path | None, typer.Option(
+        "--out", "-o", help="Run directory (default: personae-runs/eval-<settings digest>). "
+        "Re-running with the same settings resumes it.")] = None,
+    samples: Annotated[int | None, typer.Option(help="Responses per probe (atomic RC needs "
+                                                f"2 or more; {_default('samples')}).")] = None,
+    tasks: Annotated[str | None, typer.Option(
+        help=f"Comma-separated PersonaGym tasks ({_default('tasks')}).")] = None,
+    judge_batch: Annotated[int | None, typer.Option(
+        help=f"Rubrics per judge request (PersonaGym batches 5; {_default('judge_batch')})."
+    )] = None,
+    reliability_sample: Annotated[int | None, typer.Option(
+        help="Responses re-judged for the reliability checks (0 skips them; "
+        f"{_default('reliability_sample')}).")] = None,
+    max_tokens: Annotated[int | None, typer.Option(
+        help=f"Subject reply length limit ({_default('max_tokens')}).")] = None,
+    judge_max_tokens: Annotated[int | None, typer.Option(
+        help=f"Judge reply length limit ({_default('judge_max_tokens')}).")] = None,
+    concurrency: Annotated[int | None, typer.Option(
+        help="Requests in flight per model (default: the backend's own limit).")] = None,
+    seed: Annotated[int | None, typer.Option(help=f"Sampling seed ({_default('seed')}).")
+                    ] = None,
+    no_cache: Annotated[bool, typer.Option("--no-cache", help="Always call the models.")] = False,
+) -> None:
+    """Measure how faithfully a model plays personas: PersonaGym fidelity, consistency (NLI),
+    atomic trait fidelity, judge reliability, and no-persona / assistant baselines."""
+    from personae.evals.config import build_config
+    from personae.evals.run import run_eval
+
+    config = build_config(
+        preset, personas=personas, model=model, judges=judge,
+        suites=csv(suite), tasks=csv(tasks), questions=questions, per_task=per_task,
+        limit=limit, samples=samples, judge_batch=judge_batch,
+        reliability_sample=reliability_sample, max_tokens=max_tokens,
+        judge_max_tokens=judge_max_tokens, concurrency=concurrency, seed=seed)
+    result = run_eval(config, out, use_cache=not no_cache)
+    _print_summary(result.summary)
+    typer.echo(f"{result.model_calls} model calls, {result.cache_hits} from the cache; "
+               "summary.json beside the report:", err=True)
+    typer.echo(str(result.run_dir / "report.html"))
+    if result.failures:
+        typer.echo(f"personae: error: {len(result.failures)} model calls failed (first: "
+                   f"{result.failures[0]}); re-run the same command to retry them", err=True)
+        raise typer.Exit(1)
+
+
+def report(run_dir: Annotated[Path, typer.Argument(help="A run directory.")]) -> None:
+    """Rewrite RUN_DIR's summary.json and self-contained report.html from its records."""
+    from personae.evals.run import open_run, write_outputs
+
+    store, config = open_run(run_dir)
+    try:
+        summary = write_outputs(store, config)
+    finally:
+        store.close()
+    _print_summary(summary)
+    typer.echo(f"report: {run_dir / 'report.html'}", err=True)
+
+
+def rescore(
+    run_dir: Annotated[Path, typer.Argument(help="A run directory.")],
+    judge: Annotated[list[str], typer.Option(
+        "--judge", "-j", help="Judge model spec; repeat for several judges.")],
+) -> None:
+    """Judge RUN_DIR's stored responses again with other judges, without regenerating them."""
+    from personae.evals.run import open_run, run_eval
+
+    store, config = open_run(run_dir)
+    store.close()
+    result = run_eval(config.model_copy(update={"judges": list(dict.fromkeys(judge))}),
+                      run_dir, rescore=True)
+    _print_summary(result.summary)
+    typer.echo(f"report: {run_dir / 'report.html'}", err=True)
+    if result.failures:
+        raise typer.Exit(1)
+
+
+def export(
+    run_dir: Annotated[Path, typer.Argument(help="A run directory.")],
+    fmt: Annotated[str, typer.Option("--format", help="jsonl or parquet.")] = "jsonl",
+    out: Annotated[Path | None, typer.Option("--out", "-o", help="Output directory "
+                                             "(default: RUN_DIR/export).")] = None,
+) -> None:
+    """Write every stored record (responses, turns, judgements...) of any run to JSONL or
+    Parquet files."""
+    from personae.runtime.store import open_store
+
+    store = open_store(run_dir)
+    try:
+        paths = store.export(out or run_dir / "export", fmt)
+    finally:
+        store.close()
+    for path in paths:
+        typer.echo(str(path))
+
+
+def _print_summary(summary: dict) -> None:
+    from personae.stats import MetricValue
+
+    console = Console(stderr=True)
+    for w in summary.get("warnings", []):
+        console.print(f"[bold red]! {escape(w)}[/]")
+    mv = lambda d: str(MetricValue(**d)) if d else "—"  # noqa: E731
+    fid = summary.get("fidelity")
+    if fid:
+        table = Table(title="PersonaScore (1–5, mean [95% CI] n)")
+        table.add_column("task")
+        conds = list(fid["by_condition"])
+        for c in conds:
+            table.add_column(c)
+        for task in fid["tasks"]:
+            table.add_row(task, *(mv(fid["by_condition"][c]["tasks"].get(task)) for c in conds))
+        table.add_row("[bold]PersonaScore", *(mv(fid["by_condition"][c]["persona_score"])
+                                              for c in conds))
+        console.print(table)
+        for control, d in fid["deltas"].items():
+            console.print(f"persona − {control}: {mv(d['persona_score'])}")
+    cons = summary.get("consistency")
+    if cons:
+        console.print("C-score: " + ", ".join(f"{c} {mv(v)}"
+                                                for c, v in cons["by_condition"].items()))
+    rel = summary.get("reliability")
+    if rel:
+        colour = "green" if rel["reliable"] else "bold red"
+        console.print(f"[{colour}]judge reliability: {rel['verdict']}[/]")

@@ -1,0 +1,42 @@
+"""What several commands share: option types, the default persona, picking one persona."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+from personae.errors import InputError
+from personae.persona import BUILTIN_TEMPLATES, FORMATS, Persona
+from personae.persona.sample import id_list, resolve_personas
+
+DEFAULT_PERSONA = "sample:chinedu-enugu-mechanic"
+ModelOpt = Annotated[str, typer.Option("--model", "-m", help="Model spec: bundled, hf:bundled, "
+                                       "hf:PATH, llamacpp:PATH.gguf, openai:MODEL[@URL], "
+                                       "scripted:FILE.")]
+FormatOpt = Annotated[str, typer.Option("--format", help="Persona file format: auto, "
+                                        + ", ".join(FORMATS) + ".")]
+TemplateOpt = Annotated[str, typer.Option("--template", "-t", help="Built-in template ("
+                                          + ", ".join(BUILTIN_TEMPLATES) + ") or a Jinja2 file.")]
+
+
+def by_id(personas: list[Persona], ref: str, persona_id: str) -> Persona:
+    for p in personas:
+        if p.id == persona_id:
+            return p
+    raise InputError(f"{ref}: no persona with id {persona_id!r}; {id_list(personas, ref)}")
+
+
+def pick_persona(ref: str, persona_id: str | None, fmt: str) -> Persona:
+    personas = resolve_personas(ref, format=fmt)
+    if persona_id:
+        return by_id(personas, ref, persona_id)
+    if len(personas) > 1:
+        raise InputError(f"{ref} holds {len(personas)} personas; choose one with --persona-id "
+                         f"({id_list(personas, ref)})")
+    return personas[0]
+
+
+def csv(value: str | None) -> list[str] | None:
+    """A comma-separated option as a list (None: not given)."""
+    return None if value is None else [v.strip() for v in value.split(",") if v.strip()]
