@@ -11,7 +11,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from personae.cli.options import csv
+from personae.cli.options import csv, finish_run
 from personae.evals.config import PRESETS, EvalConfig
 
 
@@ -92,13 +92,8 @@ def eval_(
         judge_max_tokens=judge_max_tokens, concurrency=concurrency, seed=seed)
     result = run_eval(config, out, use_cache=not no_cache)
     _print_summary(result.summary)
-    typer.echo(f"{result.model_calls} model calls, {result.cache_hits} from the cache; "
-               "summary.json beside the report:", err=True)
-    typer.echo(str(result.run_dir / "report.html"))
-    if result.failures:
-        typer.echo(f"personae: error: {len(result.failures)} model calls failed (first: "
-                   f"{result.failures[0]}); re-run the same command to retry them", err=True)
-        raise typer.Exit(1)
+    finish_run(result.run_dir, f"{result.model_calls} model calls, {result.cache_hits} from "
+               "the cache", result.failures)
 
 
 def report(run_dir: Annotated[Path, typer.Argument(help="A run directory.")]) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -40,3 +41,15 @@ def pick_persona(ref: str, persona_id: str | None, fmt: str) -> Persona:
 def csv(value: str | None) -> list[str] | None:
     """A comma-separated option as a list (None: not given)."""
     return None if value is None else [v.strip() for v in value.split(",") if v.strip()]
+
+
+def finish_run(run_dir: Path, calls: str, failures: list[str], *, beside: str = "summary.json",
+               failed: str = "model calls") -> None:
+    """The end of a run command: how many calls, the report's path on stdout (so it pipes),
+    and exit 1 when some calls failed, saying that the same command goes on from there."""
+    typer.echo(f"{calls}; {beside} beside the report:", err=True)
+    typer.echo(str(run_dir / "report.html"))
+    if failures:
+        typer.echo(f"personae: error: {len(failures)} {failed} failed (first: {failures[0]}); "
+                   "re-run the same command to resume", err=True)
+        raise typer.Exit(1)

@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from personae.cli.options import DEFAULT_PERSONA, csv
+from personae.cli.options import DEFAULT_PERSONA, csv, finish_run
 
 
 def simulate(
@@ -77,10 +77,6 @@ def simulate(
         limit=limit, concurrency=concurrency)
     result = run_simulation(config, out, use_cache=not no_cache)
     print_sim_summary(result.summary, skip_warnings=result.warnings)
-    typer.echo(f"{result.model_calls} model calls, {result.cache_hits} from the cache; "
-               "transcripts.jsonl and summary.json beside the report:", err=True)
-    typer.echo(str(result.run_dir / "report.html"))
-    if result.failures:
-        typer.echo(f"personae: error: {len(result.failures)} calls failed (first: "
-                   f"{result.failures[0]}); re-run the same command to resume", err=True)
-        raise typer.Exit(1)
+    finish_run(result.run_dir, f"{result.model_calls} model calls, {result.cache_hits} from "
+               "the cache", result.failures, beside="transcripts.jsonl and summary.json",
+               failed="calls")

@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from personae.cli.options import csv
+from personae.cli.options import csv, finish_run
 
 
 def survey(
@@ -54,9 +54,5 @@ def survey(
     result = run_survey(config, out, use_cache=not no_cache)
     print_survey_summary(result.summary, skip_warnings=[BUNDLED_WARNING]
                          if result.warnings_shown else [])
-    typer.echo(f"{result.model_calls} model calls; summary.json beside the report:", err=True)
-    typer.echo(str(result.run_dir / "report.html"))
-    if result.failures:
-        typer.echo(f"personae: error: {len(result.failures)} items failed (first: "
-                   f"{result.failures[0]}); re-run the same command to retry them", err=True)
-        raise typer.Exit(1)
+    finish_run(result.run_dir, f"{result.model_calls} model calls", result.failures,
+               failed="items")
