@@ -32,7 +32,7 @@ from typing import Any
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from personae.errors import InputError, RunError
+from personae.errors import InputError, RunError, describe_validation
 from personae.models.base import Message, Model
 from personae.models.whitebox import read_block_outputs, require_white_box
 from personae.runtime import ProgressReporter
@@ -366,16 +366,11 @@ def _validate(raw: list[Any], where: str) -> list[Message]:
         try:
             out.append(Message.model_validate(m))
         except ValidationError as exc:
-            raise InputError(f"{where}: message {i}: {_first_error(exc)}") from None
+            problem = describe_validation(exc, whole="message")
+            raise InputError(f"{where}: message {i}: {problem}") from None
     if not any(m.role == "assistant" for m in out):
         raise InputError(f"{where}: no assistant messages to score")
     return out
-
-
-def _first_error(exc: ValidationError) -> str:
-    err = exc.errors()[0]
-    field = ".".join(str(x) for x in err["loc"]) or "message"
-    return f"{field}: {err['msg']}"
 
 
 # --- `personae simulate` transcripts ------------------------------------------------------
@@ -423,7 +418,7 @@ def _simulate_views(p: Path, rows: list[tuple[str, Any]],
         try:
             conv = _SimConversation.model_validate(raw)
         except ValidationError as exc:
-            raise InputError(f"{where}: {_first_error(exc)}") from None
+            raise InputError(f"{where}: {describe_validation(exc, whole='message')}") from None
         ids = [a.id for a in conv.agents]
         present.update(dict.fromkeys(ids))
         turns = sorted(conv.turns, key=lambda t: t.index)
