@@ -1,5 +1,6 @@
 """The eval report opened in a real headless Chromium: no console errors, the plots render,
-the drill-down filter works, and a screenshot is kept for humans to look at.
+the drill-down filter works, and a screenshot is kept for humans to look at; the steer sweep
+report opened the same way.
 
 Needs Debian's ``chromium`` and ``chromium-driver``. Runs fully offline: the driver is given
 explicitly, so selenium-manager never tries to download anything.
@@ -17,6 +18,8 @@ from typing import TYPE_CHECKING
 import pytest
 
 from personae.report import write_report
+from personae.report.sweep import write_sweep_report
+from tests.report.test_sweep_report import COEFS, sweep_summary
 
 if TYPE_CHECKING:
     from selenium.webdriver.remote.webdriver import WebDriver
@@ -56,6 +59,20 @@ def driver(monkeypatch: pytest.MonkeyPatch) -> Iterator[WebDriver]:
         drv.quit()
 
 
+def open_report(driver: WebDriver, path: Path, kind: str) -> None:
+    """Open the report at ``path`` and check it loaded as a ``personae <kind> report`` with
+    no console errors (script errors, blocked or failed loads) and nothing fetched from
+    anywhere but the file itself."""
+    driver.get(path.as_uri())
+    assert driver.execute_script("return document.readyState") == "complete"
+    assert driver.title.startswith(f"personae {kind} report")
+    severe = [e for e in driver.get_log("browser") if e.get("level") == "SEVERE"]
+    assert not severe, severe
+    urls = driver.execute_script(
+        "return performance.getEntriesByType('resource').map(e => e.name)")
+    assert urls == [], urls
+
+
 @pytest.fixture
 def report(tmp_path: Path) -> Path:
     summary = json.loads(FIXTURE.read_text(encoding="utf-8"))
@@ -67,19 +84,7 @@ def test_report_in_headless_chromium(driver: WebDriver, report: Path, tmp_path: 
     from selenium.webdriver.common.keys import Keys
     from selenium.webdriver.support.ui import Select
 
-    driver.get(report.as_uri())
-    assert driver.execute_script("return document.readyState") == "complete"
-    assert driver.title.startswith("personae eval report")
-
-    # No errors in the console (script errors, blocked or failed loads).
-    logs = driver.get_log("browser")
-    severe = [e for e in logs if e.get("level") == "SEVERE"]
-    assert not severe, severe
-
-    # Nothing was fetched from anywhere but the file itself.
-    urls = driver.execute_script(
-        "return performance.getEntriesByType('resource').map(e => e.name)")
-    assert urls == [], urls
+    open_report(driver, report, "eval")
 
     # The banner is visible and at the top of the page.
     banner = driver.find_element(By.ID, "verdict")
@@ -157,3 +162,22 @@ def test_minimal_report_in_headless_chromium(driver: WebDriver, tmp_path: Path) 
     assert driver.find_elements(By.CSS_SELECTOR, "svg") == []
     assert "not run" in driver.find_element(By.ID, "fidelity").text
     assert "not checked" in driver.find_element(By.ID, "verdict").text
+
+
+def test_sweep_report_in_headless_chromium(driver: WebDriver, tmp_path: Path) -> None:
+    """The steer sweep report: no console errors, nothing fetched, the plot drawn, one
+    table row per coefficient and one verdict per measure."""
+    from selenium.webdriver.common.by import By
+
+    summary = sweep_summary(tmp_path, vector="vectors/<script>alert(1)</script>.safetensors")
+    open_report(driver, write_sweep_report(summary, tmp_path / "run")["html"], "steer sweep")
+
+    svgs = driver.find_elements(By.CSS_SELECTOR, "svg.plot")
+    assert len(svgs) == 1 and svgs[0].is_displayed()
+    assert svgs[0].size["width"] > 300 and svgs[0].size["height"] > 100, svgs[0].size
+    rows = driver.find_elements(By.CSS_SELECTOR, "#sweep-table tbody tr")
+    assert len(rows) == len(COEFS) and all(r.is_displayed() for r in rows)
+    assert len(driver.find_elements(By.CSS_SELECTOR, "#verdict-list li")) == 4
+    assert "<script>" in driver.find_element(By.ID, "run-facts").text  # shown, not run
+    assert driver.find_element(By.ID, "warnings").is_displayed()
+    assert not [e for e in driver.get_log("browser") if e.get("level") == "SEVERE"]

@@ -20,7 +20,10 @@ from personae.report.simulate import (
     metric_range,
     render_simulate_html,
 )
-from tests.report.test_browser import driver  # noqa: F401 - the headless Chromium fixture
+from tests.report.test_browser import (  # the headless Chromium fixture
+    driver,  # noqa: F401
+    open_report,
+)
 from tests.report.test_html import parse, section
 
 if TYPE_CHECKING:
@@ -291,13 +294,7 @@ def test_simulate_report_in_headless_chromium(driver: WebDriver,  # noqa: F811
                                               summary: dict[str, Any], tmp_path: Path) -> None:
     from selenium.webdriver.common.by import By
 
-    path = write_simulate_report(summary, tmp_path / "run")
-    driver.get(path.as_uri())
-    assert driver.execute_script("return document.readyState") == "complete"
-    assert driver.title.startswith("personae simulate report")
-    assert not [e for e in driver.get_log("browser") if e.get("level") == "SEVERE"]
-    assert driver.execute_script(
-        "return performance.getEntriesByType('resource').map(e => e.name)") == []
+    open_report(driver, write_simulate_report(summary, tmp_path / "run"), "simulate")
 
     svgs = driver.find_elements(By.CSS_SELECTOR, "svg.plot")
     assert len(svgs) == 2

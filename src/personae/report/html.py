@@ -35,8 +35,12 @@ _ENV: SandboxedEnvironment | None = None
 # --------------------------------------------------------------------------- formatting
 
 
-def _finite(x: Any) -> float | None:
-    """``x`` as a float, or ``None`` for null, NaN, infinities, booleans and non-numbers."""
+def finite(x: Any) -> float | None:
+    """``x`` as a float, or ``None`` for null, NaN, infinities, booleans and non-numbers.
+
+    >>> finite(2), finite(float("nan")), finite(True), finite("3")
+    (2.0, None, None, None)
+    """
     if isinstance(x, bool) or not isinstance(x, (int, float)):
         return None
     x = float(x)
@@ -44,7 +48,7 @@ def _finite(x: Any) -> float | None:
 
 
 def fmt_num(x: Any, digits: int = 2) -> str:
-    v = _finite(x)
+    v = finite(x)
     return DASH if v is None else f"{v:.{digits}f}"
 
 
@@ -53,18 +57,22 @@ def fmt_int(x: Any) -> str:
         return DASH
     if isinstance(x, int):
         return str(x)
-    v = _finite(x)
+    v = finite(x)
     return DASH if v is None else str(int(v)) if v == int(v) else f"{v:.2f}"
 
 
-def fmt_mv(mv: Any) -> str:
-    """``"0.52 [0.40, 0.61]"`` for an MV dict, ``"0.52"`` without a CI, ``"—"`` without a value."""
+def fmt_mv(mv: Any, digits: int = 2) -> str:
+    """``"0.52 [0.40, 0.61]"`` for an MV dict, ``"0.52"`` without a CI, ``"—"`` without a value.
+
+    >>> fmt_mv({"value": 0.5234, "ci_low": 0.4, "ci_high": 0.61}), fmt_mv({"value": 1}, 1)
+    ('0.52 [0.40, 0.61]', '1.0')
+    """
     if not isinstance(mv, Mapping):
         return DASH
-    v = fmt_num(mv.get("value"))
+    v = fmt_num(mv.get("value"), digits)
     if v == DASH:
         return DASH
-    lo, hi = fmt_num(mv.get("ci_low")), fmt_num(mv.get("ci_high"))
+    lo, hi = fmt_num(mv.get("ci_low"), digits), fmt_num(mv.get("ci_high"), digits)
     if lo == DASH and hi == DASH:
         return v
     return f"{v} [{lo}, {hi}]"
@@ -75,7 +83,7 @@ def fmt_n(mv: Any) -> str:
 
 
 def fmt_duration(seconds: Any) -> str:
-    s = _finite(seconds)
+    s = finite(seconds)
     if s is None:
         return DASH
     if s < 60:
@@ -104,7 +112,7 @@ def _ci_sign(mv: Any) -> str:
     """``"pos"``/``"neg"`` when the CI excludes zero, else ``""`` (for delta colouring)."""
     if not isinstance(mv, Mapping):
         return ""
-    lo, hi = _finite(mv.get("ci_low")), _finite(mv.get("ci_high"))
+    lo, hi = finite(mv.get("ci_low")), finite(mv.get("ci_high"))
     if lo is not None and lo > 0:
         return "pos"
     if hi is not None and hi < 0:
@@ -112,17 +120,32 @@ def _ci_sign(mv: Any) -> str:
     return ""
 
 
-def _map(x: Any) -> Mapping[str, Any]:
+def as_map(x: Any) -> Mapping[str, Any]:
+    """``x`` if it is a mapping, else an empty one (a summary field may be missing or null).
+
+    >>> as_map({"a": 1}), as_map(None)
+    ({'a': 1}, {})
+    """
     return x if isinstance(x, Mapping) else {}
 
 
-def _seq(x: Any) -> list[Any]:
+def as_list(x: Any) -> list[Any]:
+    """``x`` as a list if it is a sequence of items (not text, not a mapping), else ``[]``.
+
+    >>> as_list((1, 2)), as_list("ab"), as_list(None)
+    ([1, 2], [], [])
+    """
     if isinstance(x, (str, bytes)) or not isinstance(x, Iterable) or isinstance(x, Mapping):
         return []
     return list(x)
 
 
-def _mv_cell(mv: Any) -> dict[str, str]:
+def mv_cell(mv: Any) -> dict[str, str]:
+    """A table cell for an MV dict: its text, its n and the sign its CI shows (or ``""``).
+
+    >>> mv_cell({"value": 0.5, "ci_low": 0.1, "ci_high": 0.9, "n": 8})
+    {'text': '0.50 [0.10, 0.90]', 'n': '8', 'sign': 'pos'}
+    """
     return {"text": fmt_mv(mv), "n": fmt_n(mv), "sign": _ci_sign(mv)}
 
 
@@ -130,8 +153,8 @@ def _mv_cell(mv: Any) -> dict[str, str]:
 
 
 def _run_section(summary: Mapping[str, Any]) -> dict[str, Any]:
-    run = _map(summary.get("run"))
-    counts = _map(run.get("counts"))
+    run = as_map(summary.get("run"))
+    counts = as_map(run.get("counts"))
     facts = [
         ("Subject model", fmt_text(run.get("subject"))),
         ("Judges", fmt_list(run.get("judges"))),
@@ -150,8 +173,8 @@ def _run_section(summary: Mapping[str, Any]) -> dict[str, Any]:
         ("Run directory", fmt_text(run.get("run_dir"))),
     ]
     bad = {
-        "Unparsable judgements": _finite(counts.get("unparsable_judgements")) or 0,
-        "Failed calls": _finite(counts.get("failed_calls")) or 0,
+        "Unparsable judgements": finite(counts.get("unparsable_judgements")) or 0,
+        "Failed calls": finite(counts.get("failed_calls")) or 0,
     }
     return {
         "facts": [{"label": k, "value": v, "bad": bad.get(k, 0) > 0} for k, v in facts],
@@ -162,9 +185,9 @@ def _run_section(summary: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def _conditions(summary: Mapping[str, Any], *blocks: Any) -> list[str]:
-    order = [str(c) for c in _seq(_map(summary.get("run")).get("conditions"))]
+    order = [str(c) for c in as_list(as_map(summary.get("run")).get("conditions"))]
     for block in blocks:
-        for c in _map(block):
+        for c in as_map(block):
             if c not in order:
                 order.append(str(c))
     return order
@@ -178,11 +201,11 @@ def _reliability_section(summary: Mapping[str, Any]) -> dict[str, Any]:
     reliable = rel.get("reliable")
     state = "reliable" if reliable is True else "unreliable" if reliable is False else "unchecked"
     checks = []
-    for check in _seq(rel.get("checks")):
-        check = _map(check)
+    for check in as_list(rel.get("checks")):
+        check = as_map(check)
         passed = check.get("passed")
         note = fmt_text(check.get("note")) if check.get("note") else ""
-        chance = _finite(check.get("chance"))
+        chance = finite(check.get("chance"))
         checks.append({
             "name": fmt_text(check.get("name")),
             "label": fmt_text(check.get("label") or check.get("name")),
@@ -207,10 +230,10 @@ def _fidelity_section(summary: Mapping[str, Any], judge_state: str) -> dict[str,
         return None
     from personae.report import plots
 
-    by_cond = _map(fid.get("by_condition"))
-    tasks = [str(t) for t in _seq(fid.get("tasks"))]
+    by_cond = as_map(fid.get("by_condition"))
+    tasks = [str(t) for t in as_list(fid.get("tasks"))]
     for cond in by_cond.values():
-        for t in _map(_map(cond).get("tasks")):
+        for t in as_map(as_map(cond).get("tasks")):
             if t not in tasks:
                 tasks.append(str(t))
     rows = [*tasks, PERSONA_SCORE]
@@ -218,8 +241,8 @@ def _fidelity_section(summary: Mapping[str, Any], judge_state: str) -> dict[str,
     conditions = [c for c in conditions if c in by_cond] or list(by_cond)
 
     def values_of(block: Any) -> dict[str, Any]:
-        block = _map(block)
-        out = dict(_map(block.get("tasks")))
+        block = as_map(block)
+        out = dict(as_map(block.get("tasks")))
         out[PERSONA_SCORE] = block.get("persona_score")
         return out
 
@@ -227,15 +250,15 @@ def _fidelity_section(summary: Mapping[str, Any], judge_state: str) -> dict[str,
     for row in rows:
         cells = []
         for cond in conditions:
-            block = _map(by_cond.get(cond))
+            block = as_map(by_cond.get(cond))
             mv = values_of(block).get(row)
-            unparsable_map = _map(block.get("unparsable"))
+            unparsable_map = as_map(block.get("unparsable"))
             if row == PERSONA_SCORE:
                 ints = [u for u in unparsable_map.values() if isinstance(u, int)]
                 unparsable = str(sum(ints)) if ints else DASH
             else:
                 unparsable = fmt_int(unparsable_map.get(row))
-            cells.append({**_mv_cell(mv), "unparsable": unparsable})
+            cells.append({**mv_cell(mv), "unparsable": unparsable})
         table.append({"task": row, "total": row == PERSONA_SCORE, "cells": cells})
 
     series = [(c, plots.condition_color(c, conditions), values_of(by_cond.get(c)))
@@ -247,10 +270,10 @@ def _fidelity_section(summary: Mapping[str, Any], judge_state: str) -> dict[str,
 
     # Per-persona heat map (the persona condition).
     per_persona = []
-    for p in _seq(fid.get("per_persona")):
-        p = _map(p)
-        values = [_finite(_map(p.get("tasks")).get(t)) for t in tasks]
-        values.append(_finite(p.get("persona_score")))
+    for p in as_list(fid.get("per_persona")):
+        p = as_map(p)
+        values = [finite(as_map(p.get("tasks")).get(t)) for t in tasks]
+        values.append(finite(p.get("persona_score")))
         per_persona.append({
             "name": fmt_text(p.get("name") or p.get("persona_id")),
             "persona_id": fmt_text(p.get("persona_id")),
@@ -263,11 +286,11 @@ def _fidelity_section(summary: Mapping[str, Any], judge_state: str) -> dict[str,
         score_range=SCORE_RANGE) if per_persona else None
 
     # Baseline deltas: persona minus each control.
-    deltas = _map(fid.get("deltas"))
+    deltas = as_map(fid.get("deltas"))
     controls = [c for c in _conditions(summary, deltas) if c in deltas]
     delta_table = []
     for row in rows:
-        cells = [_mv_cell(values_of(deltas.get(c)).get(row)) for c in controls]
+        cells = [mv_cell(values_of(deltas.get(c)).get(row)) for c in controls]
         delta_table.append({"task": row, "total": row == PERSONA_SCORE, "cells": cells})
     forest = plots.dot_plot_svg(
         rows,
@@ -299,26 +322,26 @@ def _consistency_section(summary: Mapping[str, Any], judge_state: str) -> dict[s
         return None
     from personae.report import plots
 
-    by_cond = _map(con.get("by_condition"))
+    by_cond = as_map(con.get("by_condition"))
     conditions = [c for c in _conditions(summary, by_cond) if c in by_cond]
-    rows = [{"condition": c, **_mv_cell(by_cond.get(c))} for c in conditions]
+    rows = [{"condition": c, **mv_cell(by_cond.get(c))} for c in conditions]
     svg = plots.dot_plot_svg(
         conditions, [("C-score", "#1f77b4", by_cond)],
         title="Consistency (C-score) by condition", xlabel="C-score", salt="consistency",
         zero_line=True) if conditions else None
-    labels = _map(con.get("labels"))
+    labels = as_map(con.get("labels"))
     label_rows = [{"label": k, "count": fmt_int(labels.get(k))}
                   for k in ("entailment", "neutral", "contradiction", "unparsable")]
     label_rows += [{"label": str(k), "count": fmt_int(v)} for k, v in labels.items()
                    if k not in {"entailment", "neutral", "contradiction", "unparsable"}]
     per_persona = []
-    for p in _seq(con.get("per_persona")):
-        p = _map(p)
+    for p in as_list(con.get("per_persona")):
+        p = as_map(p)
         per_persona.append({
             "name": fmt_text(p.get("name") or p.get("persona_id")),
             "persona_id": fmt_text(p.get("persona_id")),
-            **_mv_cell(p.get("c_score")),
-            "contradicted": [str(f) for f in _seq(p.get("contradicted"))],
+            **mv_cell(p.get("c_score")),
+            "contradicted": [str(f) for f in as_list(p.get("contradicted"))],
         })
     return {"rows": rows, "svg": svg, "labels": label_rows, "per_persona": per_persona,
             "tag": judge_state}
@@ -329,8 +352,8 @@ def _atomic_section(summary: Mapping[str, Any], judge_state: str) -> dict[str, A
     if not isinstance(atom, Mapping):
         return None
     rows = []
-    for p in _seq(atom.get("per_persona")):
-        p = _map(p)
+    for p in as_list(atom.get("per_persona")):
+        p = as_map(p)
         rows.append({
             "name": fmt_text(p.get("name") or p.get("persona_id")),
             "persona_id": fmt_text(p.get("persona_id")),
@@ -342,11 +365,11 @@ def _atomic_section(summary: Mapping[str, Any], judge_state: str) -> dict[str, A
             "rc": fmt_num(p.get("rc_atom")),
             "n_atoms": fmt_int(p.get("n_atoms")),
         })
-    overall = _map(atom.get("overall"))
-    overall_rows = [{"metric": label, **_mv_cell(overall.get(key))}
+    overall = as_map(atom.get("overall"))
+    overall_rows = [{"metric": label, **mv_cell(overall.get(key))}
                     for key, label in (("acc_atom", "ACC_atom"), ("ic_atom", "IC_atom"),
                                        ("rc_atom", "RC_atom"))]
-    codes = _map(atom.get("codes"))
+    codes = as_map(atom.get("codes"))
     code_rows = [{"code": k, "count": fmt_int(codes.get(k))}
                  for k in ("no_trait", "refusal", "unparsable")]
     code_rows += [{"code": str(k), "count": fmt_int(v)} for k, v in codes.items()
@@ -355,18 +378,18 @@ def _atomic_section(summary: Mapping[str, Any], judge_state: str) -> dict[str, A
 
 
 def _records_section(summary: Mapping[str, Any]) -> dict[str, Any]:
-    records = []
-    for r in _seq(summary.get("records")):
-        r = _map(r)
+    records: list[dict[str, Any]] = []
+    for r in as_list(summary.get("records")):
+        r = as_map(r)
         judgements = []
-        for j in _seq(r.get("judgements")):
-            j = _map(j)
+        for j in as_list(r.get("judgements")):
+            j = as_map(j)
             judgements.append({"judge": fmt_text(j.get("judge")),
                                "score": fmt_int(j.get("score")),
                                "raw": "" if j.get("raw") is None else str(j.get("raw"))})
         nli = []
-        for f in _seq(r.get("nli")):
-            f = _map(f)
+        for f in as_list(r.get("nli")):
+            f = as_map(f)
             label = f.get("label")
             nli.append({"fact": fmt_text(f.get("fact")),
                         "label": str(label) if label else "unparsable"})
@@ -382,7 +405,7 @@ def _records_section(summary: Mapping[str, Any]) -> dict[str, Any]:
             "judgements": judgements,
             "nli": nli,
         })
-    conditions = sorted({r["condition"] for r in records if r["condition"] != DASH})
+    conditions = sorted({str(r["condition"]) for r in records if r["condition"] != DASH})
     return {"records": records, "conditions": conditions}
 
 
@@ -391,7 +414,12 @@ def _records_section(summary: Mapping[str, Any]) -> dict[str, Any]:
 
 def template_env() -> SandboxedEnvironment:
     """The sandboxed, autoescaping environment every report template is rendered in (one,
-    built on first use)."""
+    built on first use, loading the package's ``templates/``; the reports extend
+    ``base.html.j2``).
+
+    >>> template_env() is template_env() and template_env().autoescape
+    True
+    """
     global _ENV
     if _ENV is None:
         env = SandboxedEnvironment(
@@ -410,7 +438,7 @@ def template_env() -> SandboxedEnvironment:
 def _context(summary: Mapping[str, Any]) -> dict[str, Any]:
     reliability = _reliability_section(summary)
     judge_state = reliability["state"]
-    warnings = [str(w) for w in _seq(summary.get("warnings")) if w is not None and str(w)]
+    warnings = [str(w) for w in as_list(summary.get("warnings")) if w is not None and str(w)]
     run = _run_section(summary)
     schema = summary.get("schema_version")
     if schema is not None and schema != 1:
@@ -418,6 +446,9 @@ def _context(summary: Mapping[str, Any]) -> dict[str, Any]:
                         f"says {schema}. Some sections may be incomplete.")
     return {
         "run": run,
+        "run_dir": run["run_dir"],
+        "version": run["version"],
+        "facts": run["facts"],
         "warnings": warnings,
         "reliability": reliability,
         "fidelity": _fidelity_section(summary, judge_state),

@@ -15,9 +15,9 @@ from personae._files import atomic_write
 from personae.report.html import (
     DASH,
     REPORT_NAME,
-    _finite,
-    _map,
-    _seq,
+    as_list,
+    as_map,
+    finite,
     fmt_duration,
     fmt_int,
     fmt_num,
@@ -43,10 +43,10 @@ def metric_range(metric: Mapping[str, Any]) -> tuple[float, float] | None:
     >>> metric_range({"range": [1, 5]}), metric_range({"range": [1, 1]}), metric_range({})
     ((1.0, 5.0), None, None)
     """
-    bounds = _seq(metric.get("range"))
+    bounds = as_list(metric.get("range"))
     if len(bounds) != 2:
         return None
-    lo, hi = _finite(bounds[0]), _finite(bounds[1])
+    lo, hi = finite(bounds[0]), finite(bounds[1])
     return (lo, hi) if lo is not None and hi is not None and hi > lo else None
 
 
@@ -58,19 +58,19 @@ def fmt_slope(slope: Any) -> str:
     >>> fmt_slope({"value": -0.12, "ci_low": -0.2, "ci_high": -0.05, "n": 16, "clusters": 2})
     '−0.12 [−0.20, −0.05] n=16, 2 conversations'
     """
-    slope = _map(slope)
-    v = _finite(slope.get("value"))
+    slope = as_map(slope)
+    v = finite(slope.get("value"))
     if v is None:
         return DASH
     digits = 2 if abs(v) >= 0.095 else 3
     text = fmt_num(v, digits)
-    lo, hi = _finite(slope.get("ci_low")), _finite(slope.get("ci_high"))
+    lo, hi = finite(slope.get("ci_low")), finite(slope.get("ci_high"))
     if lo is not None or hi is not None:
         text += f" [{fmt_num(lo, digits)}, {fmt_num(hi, digits)}]"
     parts = []
     if slope.get("n") is not None:
         parts.append(f"n={fmt_int(slope.get('n'))}")
-    clusters = _finite(slope.get("clusters"))
+    clusters = finite(slope.get("clusters"))
     if clusters is not None:
         parts.append(f"{fmt_int(slope.get('clusters'))} "
                      f"conversation{'' if clusters == 1 else 's'}")
@@ -82,8 +82,8 @@ def fmt_first(first: Any, unit: str = "conversations") -> str:
     if not isinstance(first, Mapping):
         return DASH
     n = fmt_int(first.get("n"))
-    crossed = _finite(first.get("n_crossed"))
-    median = _finite(first.get("median"))
+    crossed = finite(first.get("n_crossed"))
+    median = finite(first.get("median"))
     of = f"{fmt_int(first.get('n_crossed'))} of {n} {unit}"
     if median is not None:
         return f"turn {fmt_int(median)} (median; {of})"
@@ -96,9 +96,9 @@ def _slope_sign(slope: Mapping[str, Any]) -> str:
     sign = slope.get("sign")
     if sign in _SIGNS:
         return str(sign)
-    if _finite(slope.get("value")) is None:
+    if finite(slope.get("value")) is None:
         return "unknown"
-    lo, hi = _finite(slope.get("ci_low")), _finite(slope.get("ci_high"))
+    lo, hi = finite(slope.get("ci_low")), finite(slope.get("ci_high"))
     return "positive" if lo is not None and lo > 0 else "negative" if hi is not None and hi < 0 \
         else "flat"
 
@@ -113,8 +113,8 @@ def _tone(sign: str, higher_is_better: Any) -> str:
 def _metrics(summary: Mapping[str, Any]) -> list[dict[str, Any]]:
     """The metrics in the summary's order, then any that only the groups or turns mention."""
     out: dict[str, dict[str, Any]] = {}
-    for m in _seq(summary.get("metrics")):
-        m = _map(m)
+    for m in as_list(summary.get("metrics")):
+        m = as_map(m)
         if m.get("id") is None or str(m.get("id")) in out:
             continue
         hib = m.get("higher_is_better")
@@ -122,14 +122,14 @@ def _metrics(summary: Mapping[str, Any]) -> list[dict[str, Any]]:
         out[str(m["id"])] = {
             "id": str(m["id"]), "label": fmt_text(m.get("label") or m.get("id")),
             "higher_is_better": hib if isinstance(hib, bool) else None,
-            "threshold": _finite(m.get("threshold")), "range": rng,
+            "threshold": finite(m.get("threshold")), "range": rng,
             "direction": "higher" if hib is True else "lower" if hib is False else DASH,
             "threshold_text": _minus(fmt_num(m.get("threshold"))),
             "range_text": _minus(f"{fmt_num(rng[0])} – {fmt_num(rng[1])}") if rng else
             "none (raw units)"}
-    extra = [k for g in _seq(summary.get("groups")) for k in _map(_map(g).get("metrics"))]
-    extra += [k for c in _seq(summary.get("conversations")) for t in _seq(_map(c).get("turns"))
-              for k in _map(_map(t).get("metrics"))]
+    extra = [k for g in as_list(summary.get("groups")) for k in as_map(as_map(g).get("metrics"))]
+    extra += [k for c in as_list(summary.get("conversations"))
+              for t in as_list(as_map(c).get("turns")) for k in as_map(as_map(t).get("metrics"))]
     for k in extra:
         if str(k) not in out:
             out[str(k)] = {"id": str(k), "label": str(k), "higher_is_better": None,
@@ -150,9 +150,9 @@ def _colours(ids: list[str]) -> dict[str, str]:
 
 
 def _run_facts(run: Mapping[str, Any]) -> list[dict[str, Any]]:
-    counts = _map(run.get("counts"))
-    stops = _map(run.get("stop_reasons"))
-    stop_text = ", ".join(f"{k} {fmt_int(v)}" for k, v in stops.items() if _finite(v)) or DASH
+    counts = as_map(run.get("counts"))
+    stops = as_map(run.get("stop_reasons"))
+    stop_text = ", ".join(f"{k} {fmt_int(v)}" for k, v in stops.items() if finite(v)) or DASH
     facts = [
         ("Model", fmt_text(run.get("model"))),
         ("Judge", fmt_text(run.get("judge")) if run.get("judge") else "none"),
@@ -163,8 +163,8 @@ def _run_facts(run: Mapping[str, Any]) -> list[dict[str, Any]]:
         ("Turn policy", fmt_text(run.get("policy"))),
         ("Max turns", fmt_int(run.get("max_turns"))),
         ("Context window", fmt_int(run.get("window"))),
-        ("Conversations", f"{fmt_int(counts.get('finished'))} finished of "
-                          f"{fmt_int(counts.get('conversations', run.get('n_conversations')))}"),
+        ("Conversations", (f"{fmt_int(counts.get('finished'))} finished of "
+                           f"{fmt_int(counts.get('conversations', run.get('n_conversations')))}")),
         ("Turns", fmt_int(counts.get("turns"))),
         ("Failed calls", fmt_int(counts.get("failed_calls"))),
         ("Stop reasons", stop_text),
@@ -175,19 +175,19 @@ def _run_facts(run: Mapping[str, Any]) -> list[dict[str, Any]]:
         ("Run directory", fmt_text(run.get("run_dir"))),
     ]
     bad = {"Failed calls": counts.get("failed_calls")}
-    return [{"label": k, "value": v, "bad": (_finite(bad.get(k)) or 0) > 0} for k, v in facts]
+    return [{"label": k, "value": v, "bad": (finite(bad.get(k)) or 0) > 0} for k, v in facts]
 
 
 def _group(g: Mapping[str, Any], index: int, metrics: list[dict[str, Any]]) -> dict[str, Any]:
     from personae.report import plots
 
-    values = _map(g.get("metrics"))
+    values = as_map(g.get("metrics"))
     rows, series, ranges, thresholds = [], [], {}, {}
     for m in metrics:
         if m["id"] not in values:
             continue
-        block = _map(values[m["id"]])
-        slope = _map(block.get("slope"))
+        block = as_map(values[m["id"]])
+        slope = as_map(block.get("slope"))
         sign = _slope_sign(slope)
         rows.append({"label": m["label"], "id": m["id"], "colour": m["colour"],
                      "slope": fmt_slope(slope), "sign": sign,
@@ -195,16 +195,16 @@ def _group(g: Mapping[str, Any], index: int, metrics: list[dict[str, Any]]) -> d
                      "method": fmt_text(slope.get("method")) if slope.get("method") else "",
                      "first_past": fmt_first(block.get("first_past"))
                      if m["threshold"] is not None else DASH})
-        series.append((m["label"], m["colour"], [_map(p) for p in _seq(block.get("curve"))]))
+        series.append((m["label"], m["colour"], [as_map(p) for p in as_list(block.get("curve"))]))
         ranges[m["label"]] = m["range"]
         thresholds[m["label"]] = m["threshold"]
     label = fmt_text(g.get("label") or g.get("id"))
     svg = plots.drift_curves_svg(series, ranges=ranges, thresholds=thresholds,
                                  title=f"Metrics by turn: {label}",
                                  salt=f"simulate-drift-{index}") if series else None
-    fop = _map(g.get("first_out_of_persona"))
+    fop = as_map(g.get("first_out_of_persona"))
     per_conv = ", ".join(fmt_int(t) if t is not None else "never"
-                         for t in _seq(fop.get("turns")))
+                         for t in as_list(fop.get("turns")))
     return {"id": fmt_text(g.get("id")), "label": label, "role": fmt_text(g.get("role")),
             "n_conversations": fmt_int(g.get("n_conversations")), "rows": rows, "svg": svg,
             "first_out": fmt_first(g.get("first_out_of_persona")), "first_out_each": per_conv}
@@ -215,7 +215,7 @@ def _badges(values: Mapping[str, Any], metrics: list[dict[str, Any]]) -> list[di
     for m in metrics:
         if m["id"] not in values:
             continue
-        v = _finite(values[m["id"]])
+        v = finite(values[m["id"]])
         leak = m["id"] == "leak"
         out.append({"id": m["id"], "label": m["label"],
                     "value": _minus(fmt_int(v) if leak else fmt_num(v)),
@@ -224,15 +224,15 @@ def _badges(values: Mapping[str, Any], metrics: list[dict[str, Any]]) -> list[di
 
 
 def _conversation(c: Mapping[str, Any], metrics: list[dict[str, Any]]) -> dict[str, Any]:
-    first = {str(k): _finite(v) for k, v in _map(c.get("first_out_of_persona")).items()}
-    agents = [_map(a) for a in _seq(c.get("agents"))]
+    first = {str(k): finite(v) for k, v in as_map(c.get("first_out_of_persona")).items()}
+    agents = [as_map(a) for a in as_list(c.get("agents"))]
     names = {str(a.get("id")): fmt_text(a.get("name") or a.get("id")) for a in agents}
     turns = []
-    for t in _seq(c.get("turns")):
-        t = _map(t)
+    for t in as_list(c.get("turns")):
+        t = as_map(t)
         speaker = str(t.get("speaker"))
-        k, cut = _finite(t.get("turn")), first.get(speaker)
-        badges = _badges(_map(t.get("metrics")), metrics)
+        k, cut = finite(t.get("turn")), first.get(speaker)
+        badges = _badges(as_map(t.get("metrics")), metrics)
         out_of = "first" if k is not None and cut is not None and k == cut else \
             "after" if k is not None and cut is not None and k > cut else ""
         turns.append({
@@ -267,16 +267,16 @@ def render_simulate_html(summary: Mapping[str, Any]) -> str:
     """
     if not isinstance(summary, Mapping):
         raise TypeError(f"summary must be a mapping, not {type(summary).__name__}")
-    run = _map(summary.get("run"))
+    run = as_map(summary.get("run"))
     metrics = _metrics(summary)
-    groups = [_map(g) for g in _seq(summary.get("groups"))]
-    convs = [_conversation(_map(c), metrics) for c in _seq(summary.get("conversations"))]
+    groups = [as_map(g) for g in as_list(summary.get("groups"))]
+    convs = [_conversation(as_map(c), metrics) for c in as_list(summary.get("conversations"))]
     shown = summary.get("conversations_shown")
     total = summary.get("conversations_total")
     return template_env().get_template("simulate.html.j2").render(
         run_dir=fmt_text(run.get("run_dir")), version=fmt_text(run.get("personae_version")),
         facts=_run_facts(run),
-        warnings=[str(w) for w in _seq(summary.get("warnings")) if w],
+        warnings=[str(w) for w in as_list(summary.get("warnings")) if w],
         metrics=metrics,
         groups=[_group(g, i, metrics) for i, g in enumerate(groups[:MAX_GROUPS])],
         groups_hidden=max(0, len(groups) - MAX_GROUPS),

@@ -13,16 +13,16 @@ from typing import Any
 from personae._files import atomic_write
 from personae.report.html import (
     REPORT_NAME,
-    _finite,
-    _map,
-    _mv_cell,
-    _seq,
+    as_list,
+    as_map,
+    finite,
     fmt_duration,
     fmt_int,
     fmt_list,
     fmt_mv,
     fmt_num,
     fmt_text,
+    mv_cell,
     template_env,
 )
 
@@ -34,7 +34,7 @@ MAX_DOT_SERIES = 7
 
 
 def _run_facts(run: Mapping[str, Any]) -> list[dict[str, Any]]:
-    counts = _map(run.get("counts"))
+    counts = as_map(run.get("counts"))
     facts = [
         ("Model", fmt_text(run.get("model"))),
         ("Instrument", fmt_text(run.get("title"))),
@@ -55,19 +55,19 @@ def _run_facts(run: Mapping[str, Any]) -> list[dict[str, Any]]:
     ]
     bad = {"Unparsable answers": counts.get("unparsable"), "Failed calls":
            counts.get("failed_calls")}
-    return [{"label": k, "value": v, "bad": (_finite(bad.get(k)) or 0) > 0} for k, v in facts]
+    return [{"label": k, "value": v, "bad": (finite(bad.get(k)) or 0) > 0} for k, v in facts]
 
 
 def _scores(summary: Mapping[str, Any], domains: list[tuple[str, str]]) -> dict[str, Any]:
     from personae.report import plots
 
-    admins = [_map(a) for a in _seq(summary.get("scores"))]
+    admins = [as_map(a) for a in as_list(summary.get("scores"))]
     plain = [a for a in admins if a.get("shape") is None]
     rows = []
     for a in plain:
         rows.append({
             "label": fmt_text(a.get("label")), "variant": fmt_text(a.get("variant")),
-            "cells": [_mv_cell(_map(a.get("domains")).get(d)) for d, _ in domains],
+            "cells": [mv_cell(as_map(a.get("domains")).get(d)) for d, _ in domains],
             "acquiescence": fmt_num(a.get("acquiescence")),
             "unparsable": fmt_mv(a.get("unparsable")),
             "coverage": fmt_mv(a.get("coverage")) if a.get("coverage") else "—",
@@ -78,7 +78,7 @@ def _scores(summary: Mapping[str, Any], domains: list[tuple[str, str]]) -> dict[
     if plain and len(plain) <= MAX_DOT_SERIES:
         order = [f"{a.get('label')} · {a.get('variant')}" for a in plain]
         series = [(name, plots.condition_color(name, order),
-                   {n: _map(a.get("domains")).get(d) for d, n in domains})
+                   {n: as_map(a.get("domains")).get(d) for d, n in domains})
                   for name, a in zip(order, plain, strict=True)]
         svg = plots.dot_plot_svg(names, series, title="Domain means (95% CI over items)",
                                  xlabel="domain mean (1-5)", salt="survey-domains",
@@ -86,27 +86,27 @@ def _scores(summary: Mapping[str, Any], domains: list[tuple[str, str]]) -> dict[
     elif plain:
         svg = plots.heatmap_svg(
             [f"{a.get('label')} · {a.get('variant')}" for a in plain], names,
-            [[_map(_map(a.get("domains")).get(d)).get("value") for d, _ in domains]
+            [[as_map(as_map(a.get("domains")).get(d)).get("value") for d, _ in domains]
              for a in plain], title="Domain means", salt="survey-heatmap", score_range=LIKERT)
     return {"rows": rows, "svg": svg}
 
 
 def _reliability(summary: Mapping[str, Any]) -> dict[str, Any]:
-    rel = _map(summary.get("reliability"))
-    rows = [{"domain": d, "name": fmt_text(_map(e).get("name")),
-             "alpha": fmt_num(_map(e).get("alpha")), "omega": fmt_num(_map(e).get("omega")),
-             "n_rows": fmt_int(_map(e).get("n_rows")), "n_items": fmt_int(_map(e).get("n_items")),
-             "note": fmt_text(_map(e).get("note")) if _map(e).get("note") else ""}
-            for d, e in _map(rel.get("domains")).items()]
+    rel = as_map(summary.get("reliability"))
+    rows = [{"domain": d, "name": fmt_text(e.get("name")), "alpha": fmt_num(e.get("alpha")),
+             "omega": fmt_num(e.get("omega")), "n_rows": fmt_int(e.get("n_rows")),
+             "n_items": fmt_int(e.get("n_items")),
+             "note": fmt_text(e.get("note")) if e.get("note") else ""}
+            for d, e in ((d, as_map(e)) for d, e in as_map(rel.get("domains")).items())]
     return {"rows": rows, "units": fmt_text(rel.get("units")),
             "note": fmt_text(rel.get("note")) if rel.get("note") else ""}
 
 
 def _spread(summary: Mapping[str, Any], variants: list[str]) -> dict[str, Any]:
     rows = []
-    for r in _seq(summary.get("spread")):
-        r = _map(r)
-        by = _map(r.get("by_variant"))
+    for r in as_list(summary.get("spread")):
+        r = as_map(r)
+        by = as_map(r.get("by_variant"))
         rows.append({"label": fmt_text(r.get("label")), "domain": fmt_text(r.get("domain")),
                      "cells": [fmt_num(by.get(v)) for v in variants],
                      "range": fmt_num(r.get("range")), "sd": fmt_num(r.get("sd"))})
@@ -118,14 +118,14 @@ def _shaping(summary: Mapping[str, Any], domains: list[tuple[str, str]]) -> dict
     if not isinstance(shaping, Mapping):
         return None
     rows = []
-    for r in _seq(shaping.get("rows")):
-        r = _map(r)
+    for r in as_list(shaping.get("rows")):
+        r = as_map(r)
         ci = (f"[{fmt_num(r.get('ci_low'))}, {fmt_num(r.get('ci_high'))}]"
               if r.get("ci_low") is not None else "—")
         rows.append({"domain": fmt_text(r.get("name")), "variant": fmt_text(r.get("variant")),
                      "rho": fmt_num(r.get("rho")), "ci": ci, "n": fmt_int(r.get("n")),
                      "p": fmt_num(r.get("p"), 3), "method": fmt_text(r.get("method"))})
-    points = [_map(p) for p in _seq(shaping.get("points"))]
+    points = [as_map(p) for p in as_list(shaping.get("points"))]
     variants = list(dict.fromkeys(str(p.get("variant")) for p in points))
     first = variants[0] if variants else None
     names = dict(domains)
@@ -143,8 +143,8 @@ def _shaping(summary: Mapping[str, Any], domains: list[tuple[str, str]]) -> dict
 
 def _add_bar(lo: list[float], hi: list[float], y: float, low: Any, high: Any) -> None:
     """Append the error bar's lengths below and above ``y`` (0 where a bound is missing)."""
-    lo.append(y - low if _finite(low) is not None and low <= y else 0.0)
-    hi.append(high - y if _finite(high) is not None and high >= y else 0.0)
+    lo.append(y - low if finite(low) is not None and low <= y else 0.0)
+    hi.append(high - y if finite(high) is not None and high >= y else 0.0)
 
 
 def level_plot_svg(series: Sequence[tuple[str, Sequence[tuple[Any, Any, Any, Any]]]], *,
@@ -164,9 +164,12 @@ def level_plot_svg(series: Sequence[tuple[str, Sequence[tuple[Any, Any, Any, Any
                 label="ideal (1→1, 9→5)")
         drawn = False
         for k, (name, pts) in enumerate(series):
-            xs, ys, lo, hi = [], [], [], []
+            xs: list[float] = []
+            ys: list[float] = []
+            lo: list[float] = []
+            hi: list[float] = []
             for level, value, low, high in pts:
-                x, y = _finite(level), _finite(value)
+                x, y = finite(level), finite(value)
                 if x is None or y is None:
                     continue
                 xs.append(x)
@@ -192,13 +195,13 @@ def level_plot_svg(series: Sequence[tuple[str, Sequence[tuple[Any, Any, Any, Any
 
 
 def _signed(x: Any) -> str:
-    v = _finite(x)
+    v = finite(x)
     # + 0.0 turns the -0.0 that rounding leaves of a tiny negative into 0.0: "+0.00".
     return "—" if v is None else f"{round(v, 2) + 0.0:+.2f}"
 
 
 def _agreement_row(name: str, r: Mapping[str, Any]) -> dict[str, str]:
-    c = _map(r.get("correlation"))
+    c = as_map(r.get("correlation"))
     ci = (f"[{fmt_num(c.get('ci_low'))}, {fmt_num(c.get('ci_high'))}]"
           if c.get("ci_low") is not None else "—")
     return {"domain": name, "r": fmt_num(c.get("r")), "ci": ci, "n": fmt_int(r.get("n")),
@@ -215,26 +218,26 @@ def _declared(summary: Mapping[str, Any], domains: list[tuple[str, str]]
         return None
     rows, points = [], []
     names = dict(domains)
-    for row in _seq(section.get("personas")):
-        row = _map(row)
+    for row in as_list(section.get("personas")):
+        row = as_map(row)
         cells = []
         for d, _ in domains:
-            cell = _map(_map(row.get("domains")).get(d))
+            cell = as_map(as_map(row.get("domains")).get(d))
             measured = cell.get("measured")
             cells.append({"declared": fmt_num(cell.get("declared")),
-                          "measured": _mv_cell(measured),
+                          "measured": mv_cell(measured),
                           "difference": _signed(cell.get("difference"))})
-            m = _map(measured)
-            if _finite(cell.get("declared")) is not None and _finite(m.get("value")) is not None:
+            m = as_map(measured)
+            if finite(cell.get("declared")) is not None and finite(m.get("value")) is not None:
                 points.append((names.get(d, d), cell.get("declared"), m.get("value"),
                                m.get("ci_low"), m.get("ci_high")))
         rows.append({"label": fmt_text(row.get("label")), "cells": cells})
-    agreement = [_agreement_row(fmt_text(names.get(str(_map(r).get("domain")),
-                                                   _map(r).get("domain"))), _map(r))
-                 for r in _seq(section.get("by_domain"))]
+    agreement = [_agreement_row(fmt_text(names.get(str(as_map(r).get("domain")),
+                                                   as_map(r).get("domain"))), as_map(r))
+                 for r in as_list(section.get("by_domain"))]
     if isinstance(section.get("pooled"), Mapping):
-        agreement.append(_agreement_row("all (pooled)", _map(section.get("pooled"))))
-    without = [str(x) for x in _seq(section.get("without_traits"))]
+        agreement.append(_agreement_row("all (pooled)", as_map(section.get("pooled"))))
+    without = [str(x) for x in as_list(section.get("without_traits"))]
     return {"rows": rows, "agreement": agreement, "units": fmt_text(section.get("units")),
             "variant": fmt_text(section.get("variant")), "without": without,
             "svg": declared_plot_svg([n for _, n in domains], points,
@@ -264,18 +267,21 @@ def declared_plot_svg(order: Sequence[str],
         ax = fig.add_subplot()
         ax.grid(True, axis="both")
         # The 1-5 square, grown to any value outside it (an instrument on another scale).
-        seen = [v for _, x, y, _, _ in points for v in (_finite(x), _finite(y)) if v is not None]
+        seen = [v for _, x, y, _, _ in points for v in (finite(x), finite(y)) if v is not None]
         lo_s, hi_s = min([LIKERT[0], *seen]), max([LIKERT[1], *seen])
         ax.plot([lo_s, hi_s], [lo_s, hi_s], color="#bbbbbb", linestyle="--", linewidth=0.9,
                 label="measured = declared")
         drawn = False
         for k, name in enumerate(order):
-            xs, ys, lo, hi = [], [], [], []
+            xs: list[float] = []
+            ys: list[float] = []
+            lo: list[float] = []
+            hi: list[float] = []
             # Persona sets reuse a few half-point levels: each domain's points sit a little
             # to the side of the level, so five domains at one level stay apart.
             dodge = (k - (len(order) - 1) / 2) * 0.06
             for domain, declared, value, low, high in points:
-                x, y = _finite(declared), _finite(value)
+                x, y = finite(declared), finite(value)
                 if domain != name or x is None or y is None:
                     continue
                 xs.append(x + dodge)
@@ -301,8 +307,8 @@ def declared_plot_svg(order: Sequence[str],
 
 def _records(summary: Mapping[str, Any]) -> list[dict[str, str]]:
     out = []
-    for r in _seq(summary.get("records")):
-        r = _map(r)
+    for r in as_list(summary.get("records")):
+        r = as_map(r)
         out.append({"label": fmt_text(r.get("label")), "variant": fmt_text(r.get("variant")),
                     "item": fmt_text(r.get("item_id")), "text": fmt_text(r.get("text")),
                     "domain": fmt_text(r.get("domain")),
@@ -317,16 +323,16 @@ def render_survey_html(summary: Mapping[str, Any]) -> str:
     """The report of one survey run as a self-contained HTML document (deterministic)."""
     if not isinstance(summary, Mapping):
         raise TypeError(f"summary must be a mapping, not {type(summary).__name__}")
-    run = _map(summary.get("run"))
-    domains = [(str(_map(d).get("id")), str(_map(d).get("name")))
-               for d in _seq(summary.get("domains"))]
-    variants = [str(v) for v in _seq(run.get("variants"))]
-    prompts = _map(run.get("variant_prompts"))
+    run = as_map(summary.get("run"))
+    domains = [(str(as_map(d).get("id")), str(as_map(d).get("name")))
+               for d in as_list(summary.get("domains"))]
+    variants = [str(v) for v in as_list(run.get("variants"))]
+    prompts = as_map(run.get("variant_prompts"))
     return template_env().get_template("survey.html.j2").render(
         run_dir=fmt_text(run.get("run_dir")), version=fmt_text(run.get("personae_version")),
         facts=_run_facts(run), source=fmt_text(run.get("source")),
         licence=fmt_text(run.get("licence")),
-        warnings=[str(w) for w in _seq(summary.get("warnings")) if w],
+        warnings=[str(w) for w in as_list(summary.get("warnings")) if w],
         domains=domains, scores=_scores(summary, domains),
         mode=fmt_text(run.get("mode")),
         variants=[{"id": v, "prompt": fmt_text(prompts.get(v))} for v in variants],
