@@ -174,8 +174,8 @@ def test_untrusted_text_is_escaped(tmp_path: Path) -> None:
 def test_summary_without_header(tmp_path: Path) -> None:
     s = sweep_summary(tmp_path, header=False)
     page = render_sweep_html(s)
-    facts = [f["label"] for f in report_sweep._facts(s)]
-    assert "Run directory" not in facts and "Duration" not in facts
+    assert "<dt>Run directory</dt>" not in page and "<dt>Duration</dt>" not in page
+    assert "<dt>Layer</dt><dd>3</dd>" in page
     assert 'id="warnings"' not in page
     # No run directory in the summary: the page is named after the vector.
     assert '<p class="subtitle mono">vectors/introverted.safetensors</p>' in page
