@@ -11,6 +11,7 @@ from pathlib import Path
 import pyarrow.parquet as pq
 import pytest
 
+from personae.errors import CapabilityError
 from personae.evals.config import EvalConfig
 from personae.evals.run import open_run, run_eval
 from personae.models import ChatParams, ChoiceScores, Message, ScriptedModel
@@ -73,7 +74,7 @@ class Judge(ScriptedModel):
         text = messages[-1].content
         if "which persona wrote it" in text:
             author = re.search(r"Response: I am ([A-Z][a-z]+)", text)
-            options = re.findall(r"^([A-J])\. (.*)$", text, re.M)
+            options = re.findall(r"^([A-J])\. (.*)$", text, re.MULTILINE)
             pick = next((letter for letter, d in options if author and author.group(1) in d),
                         None)
             if pick is None:
@@ -189,7 +190,7 @@ def test_batched_grading_parses_each_numbered_evaluation(setup, tmp_path: Path) 
         text = messages[-1].content
         if "Output Format (example responses ONLY)" in text:
             return "Score 1: Response - x"
-        n = len(re.findall(r"^\(\d\) Evaluation:", text, re.M))
+        n = len(re.findall(r"^\(\d\) Evaluation:", text, re.MULTILINE))
         return "\n".join(f"({i}) Evaluation: fine. Therefore, the final score is {i}."
                          for i in range(1, n + 1))
 
@@ -340,3 +341,40 @@ def test_extra_samples_only_for_the_persona_condition(setup, tmp_path: Path) -> 
     atomic = run_eval(config(team, questions, suites=["atomic"], samples=2), tmp_path / "run",
                       models=models()).summary["atomic"]
     assert all(row["rc_atom"] is not None for row in atomic["per_persona"])
+
+
+class WordsOnlyJudge(Judge):
+    """A judge behind a server that gives no logprobs (like a chat API without them)."""
+
+    score_calls = 0
+
+    async def score_choices(self, messages: Sequence[Message], choices: Sequence[str], *,
+                            prefill: str = "") -> ChoiceScores:
+        self.score_calls += 1
+        raise CapabilityError("the server returned no logprobs")
+
+
+class UnsureJudge(Judge):
+    """Logprobs, but little of its probability on the NLI labels."""
+
+    async def score_choices(self, messages: Sequence[Message], choices: Sequence[str], *,
+                            prefill: str = "") -> ChoiceScores:
+        return ChoiceScores.from_logprobs(choices, [-2.0, -3.0, -3.0][: len(choices)])
+
+
+@pytest.mark.parametrize("judge_class", [WordsOnlyJudge, UnsureJudge])
+def test_closed_judgements_fall_back_to_words(setup, tmp_path: Path,
+                                              judge_class: type[Judge]) -> None:
+    team, questions = setup
+    judge_model = judge_class(judge, name="judge")
+    ms = {"scripted:subject": ScriptedModel(subject, name="subject"),
+          "scripted:judge": judge_model}
+    result = run_eval(config(team, questions, suites=["consistency"]), tmp_path / "run",
+                      models=ms)
+    store, _ = open_run(tmp_path / "run")
+    records = [r for _, r in store.items("nli")]
+    assert len(records) == 36 and not result.failures
+    assert {(r["method"], r["label"], r["raw"]) for r in records} == {
+        ("text", "entailment", "entailment")}
+    if isinstance(judge_model, WordsOnlyJudge):
+        assert judge_model.score_calls == 1  # found out once, not once per judgement

@@ -10,7 +10,6 @@ run stopped, and a finished run makes no model calls at all.
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
 import json
 import random
@@ -20,33 +19,23 @@ from dataclasses import dataclass, field
 from functools import partial
 from typing import Any
 
-from personae.errors import CapabilityError, InputError, RunError
+from personae.errors import InputError, RunError
 from personae.evals import atomic, personagym, reliability
 from personae.evals.config import ASSISTANT_PROMPT, CONDITIONS, EvalConfig
 from personae.evals.probes import Probe, benchmark_probes, load_question_file, make_probes
 from personae.judge import describe
 from personae.judge import nli as consistency
 from personae.judge.choices import parse_letter
-from personae.models import (
-    Capability,
-    ChatParams,
-    ChoiceScores,
-    Completion,
-    Message,
-    Model,
-    load_model,
-)
-from personae.models.base import NoChoiceMassError
+from personae.judge.closed import ClosedAnswer, ClosedJudge, ClosedQuestion
+from personae.models import ChatParams, ChoiceScores, Completion, Message, Model, load_model
 from personae.persona import Persona, load_template, render_system_prompt
 from personae.persona.sample import resolve_personas
 from personae.runtime import ChatRequest, ResponseCache, Runner
+from personae.runtime.pool import run_pool
 from personae.runtime.progress import ProgressReporter
 from personae.runtime.store import RunStore
 
 Records = list[tuple[str, str, dict[str, Any]]]
-# Below this share of probability on the offered choices, a closed-set judgement is asked in
-# words instead of read from the logprobs.
-MIN_COVERAGE = 0.5
 
 
 @dataclass
@@ -61,14 +50,14 @@ class ChatJob:
 
 @dataclass
 class ClosedJob:
-    """A closed-set judgement (an NLI label, a persona letter): read from `score_choices`
-    where the judge has it, else generated and parsed. ``field`` of the record gets the
-    chosen value (None when the answer is outside the set: counted as unparsable)."""
+    """A closed-set judgement (an NLI label, a persona letter), asked through `ClosedJudge`:
+    read from the judge's probabilities where it has them, else generated and parsed.
+    ``field`` of the record gets the chosen value (None when the answer is outside the set:
+    counted as unparsable)."""
 
     kind: str
     key: str
-    messages: list[Message]
-    choices: list[str]
+    question: ClosedQuestion
     base: dict[str, Any]
     field: str
     from_scores: Callable[[ChoiceScores], Any]
@@ -204,62 +193,48 @@ class EvalRun:
     async def closed_stage(self, label: str, spec: str, jobs: list[ClosedJob]) -> None:
         stored = {kind: self.store.keys(kind) for kind in {j.kind for j in jobs}}
         todo = [j for j in jobs if j.key not in stored[j.kind]]
-        if todo and Capability.SCORE_CHOICES in self.model(spec).capabilities:
-            todo = await self.score_stage(label, spec, todo, done_before=len(jobs) - len(todo))
         params = self.judge_params.model_copy(update={"max_tokens": 16})
+        if todo:
+            todo = await self.score_stage(label, spec, todo, params,
+                                          done_before=len(jobs) - len(todo))
         await self.chat_stage(label, spec, (
-            ChatJob([(j.kind, j.key)], j.messages, params,
+            ChatJob([(j.kind, j.key)], list(j.question.messages), params,
                     lambda c, j=j: [(j.kind, j.key, {**j.base, j.field: j.from_text(c.text),
                                                      "method": "text", "raw": c.text})])
             for j in todo))
 
-    async def score_stage(self, label: str, spec: str, todo: list[ClosedJob], *,
-                          done_before: int = 0) -> list[ClosedJob]:
-        """Score ``todo`` through `score_choices`. Returns the jobs to ask in words instead:
-        all that are left once the server turns out to give no logprobs, and each one where
-        the judge put under `MIN_COVERAGE` of its probability on the choices (it wanted to
-        say something else, so the argmax would be noise)."""
+    async def score_stage(self, label: str, spec: str, todo: list[ClosedJob],
+                          words: ChatParams, *, done_before: int = 0) -> list[ClosedJob]:
+        """Read ``todo`` from the judge's probabilities (`ClosedJudge.read`). Returns the
+        jobs to ask in words instead, which `chat_stage` then sends in batches."""
         runner = Runner(self.model(spec), concurrency=self.config.concurrency, progress="off",
                         label=label)
+        closed = ClosedJudge(runner, words=words)
+        if closed.no_logprobs:
+            return todo
         reporter = ProgressReporter(label, len(todo), mode=self.config.progress,
                                     done_before=done_before)
-        pending = iter(todo)
         in_words: list[ClosedJob] = []
-        no_logprobs = False
 
-        async def worker() -> None:
-            nonlocal no_logprobs
-            for job in pending:  # one shared iterator: each job goes to exactly one worker
-                if no_logprobs:
-                    in_words.append(job)
-                    continue
-                try:
-                    scores = await runner.score_choices(job.messages, job.choices)
-                except CapabilityError:
-                    no_logprobs = True
-                    in_words.append(job)
-                    continue
-                except NoChoiceMassError:
-                    in_words.append(job)
-                    continue
-                except RunError as exc:
-                    self.outcome.failures.append(f"{label}: {exc}")
-                    reporter.advance(failed=True)
-                    continue
-                finally:
-                    self.outcome.model_calls += 1
-                if scores.coverage < MIN_COVERAGE:
-                    in_words.append(job)
-                    continue
-                self.store.put(job.kind, job.key, {
-                    **job.base, job.field: job.from_scores(scores), "method": "logprobs",
-                    "probs": scores.probs, "coverage": scores.coverage})
-                reporter.advance()
+        def stored(job: ClosedJob, answer: ClosedAnswer) -> None:
+            if answer.scores is None:
+                in_words.append(job)
+                return
+            self.store.put(job.kind, job.key, {
+                **job.base, job.field: job.from_scores(answer.scores), "method": "logprobs",
+                "probs": answer.scores.probs, "coverage": answer.scores.coverage})
+            reporter.advance()
+
+        def failed(job: ClosedJob, exc: Exception) -> None:
+            self.outcome.failures.append(f"{label}: {exc}")
+            reporter.advance(failed=True)
 
         try:
-            await asyncio.gather(*(worker() for _ in range(runner.concurrency)))
+            await run_pool(todo, lambda job: closed.read(job.question),
+                           limit=runner.concurrency, on_result=stored, on_failure=failed)
         finally:
             reporter.close()
+            self.outcome.model_calls += runner.stats.model_calls
         return in_words
 
     # -- the run -------------------------------------------------------------------------
@@ -508,9 +483,9 @@ class EvalRun:
                 index[probe.persona_id], descriptions, k=k, seed=f"{self.config.seed}|{key}")
             jobs.append(ClosedJob(
                 "role", f"{key}|{self.judge}",
-                reliability.role_messages([descriptions[i] for i in offered], probe.question,
-                                          rec["text"]),
-                letters,
+                ClosedQuestion(reliability.role_messages([descriptions[i] for i in offered],
+                                                         probe.question, rec["text"]),
+                               letters),
                 {"response_key": key, "persona_id": probe.persona_id, "judge": self.judge,
                  "options": [self.personas[i].id for i in offered], "answer": answer},
                 "chosen", lambda s: letters.index(s.top),
@@ -525,7 +500,8 @@ class EvalRun:
             for i, fact in enumerate(facts[: self.config.max_facts]):
                 jobs.append(ClosedJob(
                     "nli", f"{key}|fact{i}|{self.judge}",
-                    consistency.nli_messages(rec["text"], fact), list(consistency.LABELS),
+                    ClosedQuestion(consistency.nli_messages(rec["text"], fact),
+                                   consistency.LABELS),
                     {"response_key": key, "persona_id": probe.persona_id,
                      "condition": rec["condition"], "fact": fact, "judge": self.judge},
                     "label", lambda s: s.top, consistency.parse_label))
