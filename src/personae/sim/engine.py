@@ -10,17 +10,18 @@ killed run therefore resumes each conversation at its next turn, and only the la
 
 from __future__ import annotations
 
-import asyncio
 import time
 from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Literal
 
-from personae.errors import CapabilityError, RunError
+from personae.errors import RunError
 from personae.judge.choices import parse_letter
+from personae.judge.closed import ClosedAnswer, ClosedJudge, ClosedQuestion
 from personae.models import ChatParams, Message
 from personae.runtime import ProgressReporter, Runner
+from personae.runtime.pool import run_pool
 from personae.runtime.store import RunStore
 from personae.sim.agents import Agent, Turn, clean_reply, egocentric_view
 from personae.sim.termination import REPEAT_RATIO, StopReason, is_repetition, stop_reason
@@ -105,8 +106,13 @@ class Engine:
     judge: Runner | None = None
     failures: list[str] = field(default_factory=list)
     on_turn: Callable[[Turn], None] | None = None
-    judge_in_words: bool = False  # set once the judge turns out to give no probabilities
     repeat_ratio: float = REPEAT_RATIO  # word-sequence similarity that counts as a loop
+    # The judge's closed questions, sharing across conversations whether it gives logprobs.
+    closed: ClosedJudge | None = field(init=False, default=None)
+
+    def __post_init__(self) -> None:
+        if self.judge is not None:
+            self.closed = ClosedJudge(self.judge)
 
     async def run(self, plans: Sequence[ConversationPlan], *, concurrency: int,
                   progress: str = "auto") -> dict[str, ConversationState]:
@@ -118,14 +124,10 @@ class Engine:
         reporter = ProgressReporter("simulate: turns",
                                     sum(self.max_turns - s.n_turns for s in todo), mode=progress,
                                     done_before=sum(s.n_turns for s in states.values()))
-        pending = iter(todo)
-
-        async def worker() -> None:
-            for state in pending:  # one shared iterator: each conversation to one worker
-                await self.converse(state, reporter)
-
         try:
-            await asyncio.gather(*(worker() for _ in range(max(1, concurrency))))
+            # converse() records a failed turn itself, so anything it raises is a bug: stop.
+            await run_pool(todo, lambda state: self.converse(state, reporter),
+                           limit=max(1, concurrency), catch=())
         finally:
             reporter.close()
         return states
@@ -214,17 +216,16 @@ class Engine:
         assert self.judge is not None
         letters = [chr(ord("A") + i) for i in range(len(candidates))]
         messages = speaker_messages(list(state.recent), candidates, letters)
+        assert self.closed is not None
+        try:
+            answer = await self.closed.read(ClosedQuestion(messages, letters))
+        except RunError:  # a failed read: the words may still name someone
+            answer = ClosedAnswer("none")
         method = "logprobs"
         choice: int | None = None
-        if not self.judge_in_words:
-            try:
-                scores = await self.judge.score_choices(messages, letters)
-                choice = letters.index(scores.top) if scores.coverage >= 0.5 else None
-            except CapabilityError:  # a server without logprobs: ask in words from now on
-                self.judge_in_words = True
-            except RunError:
-                pass
-        if choice is None:
+        if answer.scores is not None:
+            choice = letters.index(answer.scores.top)
+        else:
             method = "text"
             reply = await self.judge.chat(messages, ChatParams(temperature=0.0, max_tokens=8,
                                                                seed=state.plan.seed))

@@ -8,26 +8,24 @@ probabilities where it has them, else from its words, as the eval does.
 
 from __future__ import annotations
 
-import asyncio
 import math
-import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from personae.errors import CapabilityError, RunError
 from personae.judge import describe
 from personae.judge import nli as consistency
-from personae.models import ChatParams, ChoiceScores, Message
-from personae.models.base import NoChoiceMassError
+from personae.judge.closed import ClosedAnswer, ClosedJudge, ClosedQuestion
+from personae.judge.scores import parse_score
+from personae.models import ChoiceScores, Message
 from personae.runtime import ProgressReporter, Runner
+from personae.runtime.pool import run_pool
 from personae.runtime.store import RunStore
 from personae.sim.agents import Agent, Turn, egocentric_view
 from personae.sim.engine import turn_key
 
 SCORES = ("1", "2", "3", "4", "5")
 FIDELITY_PREFILL = "Score: "
-MIN_COVERAGE = 0.5  # below this much mass on the choices, ask in words instead
 
 
 def fidelity_messages(persona: str, partner: str | None, reply: str) -> list[Message]:
@@ -46,28 +44,23 @@ def fidelity_messages(persona: str, partner: str | None, reply: str) -> list[Mes
     ]
 
 
-def parse_score(text: str) -> int | None:
-    """The first digit 1–5 standing on its own in a judge's reply.
-
-    >>> parse_score("Score: 4 - mostly in character")
-    4
-    >>> parse_score("I cannot say") is None
-    True
-    """
-    found = re.search(r"(?<![\d.])([1-5])(?![\d.])", text)
-    return int(found.group(1)) if found else None
-
-
 @dataclass(frozen=True)
 class Job:
     kind: str
     key: str
-    messages: list[Message]
-    choices: tuple[str, ...]
-    prefill: str
+    question: ClosedQuestion
     base: dict[str, Any]
     from_scores: Callable[[ChoiceScores], float]
     from_text: Callable[[str], float | None]
+
+    def record(self, answer: ClosedAnswer) -> dict[str, Any]:
+        """The stored judgement: the value and how it was read."""
+        if answer.scores is not None:
+            return {**self.base, "value": self.from_scores(answer.scores),
+                    "method": "logprobs", "probs": answer.scores.probs,
+                    "coverage": answer.scores.coverage}
+        text = answer.text or ""
+        return {**self.base, "value": self.from_text(text), "method": "text", "raw": text}
 
 
 def judge_jobs(turns: Sequence[Turn], agents: dict[str, Agent], *, metrics: Sequence[str],
@@ -87,17 +80,20 @@ def judge_jobs(turns: Sequence[Turn], agents: dict[str, Agent], *, metrics: Sequ
         if "fidelity" in metrics:
             jobs.append(Job(
                 "fidelity", f"{key}|{judge}",
-                fidelity_messages(describe(agent.persona),
-                                  partner.text if partner and partner.speaker != t.speaker
-                                  else None, t.text),
-                SCORES, FIDELITY_PREFILL, base,
+                ClosedQuestion(fidelity_messages(describe(agent.persona),
+                                                 partner.text if partner
+                                                 and partner.speaker != t.speaker else None,
+                                                 t.text),
+                               SCORES, FIDELITY_PREFILL),
+                base,
                 lambda s: 1.0 + s.expected_index,
-                lambda text: None if (v := parse_score(text)) is None else float(v)))
+                lambda text: parse_score(text, first_digit=True)))
         if "consistency" in metrics:
             for i, fact in enumerate(consistency.persona_facts(agent.persona)[:max_facts]):
                 jobs.append(Job(
-                    "nli", f"{key}|fact{i}|{judge}", consistency.nli_messages(t.text, fact),
-                    consistency.LABELS, "", {**base, "fact": fact},
+                    "nli", f"{key}|fact{i}|{judge}",
+                    ClosedQuestion(consistency.nli_messages(t.text, fact), consistency.LABELS),
+                    {**base, "fact": fact},
                     lambda s: float(consistency.label_value(s.top) or 0),
                     lambda text: (None if (lb := consistency.parse_label(text)) is None
                                   else float(consistency.label_value(lb) or 0))))
@@ -112,44 +108,19 @@ async def run_judgements(store: RunStore, runner: Runner, jobs: Sequence[Job], *
         return
     reporter = ProgressReporter("simulate: judging turns", len(todo), mode=progress,
                                 done_before=len(jobs) - len(todo))
-    pending = iter(todo)
-    no_logprobs = no_prefill = False
+    closed = ClosedJudge(runner)
 
-    async def judge_one(job: Job) -> dict[str, Any]:
-        nonlocal no_logprobs, no_prefill
-        while not no_logprobs:
-            prefill = "" if no_prefill else job.prefill
-            try:
-                scores = await runner.score_choices(job.messages, list(job.choices),
-                                                    prefill=prefill)
-            except CapabilityError:
-                if prefill:  # a chat API cannot prefill, but may still give logprobs
-                    no_prefill = True
-                    continue
-                no_logprobs = True
-                break
-            except NoChoiceMassError:
-                break
-            if scores.coverage < MIN_COVERAGE:
-                break
-            return {"value": job.from_scores(scores), "method": "logprobs",
-                    "probs": scores.probs, "coverage": scores.coverage}
-        reply = await runner.chat(job.messages, ChatParams(temperature=0.0, max_tokens=16))
-        return {"value": job.from_text(reply.text), "method": "text", "raw": reply.text}
+    def stored(job: Job, answer: ClosedAnswer) -> None:
+        store.put(job.kind, job.key, job.record(answer))
+        reporter.advance()
 
-    async def worker() -> None:
-        for job in pending:
-            try:
-                result = await judge_one(job)
-            except RunError as exc:
-                failures.append(f"judging {job.key}: {exc}")
-                reporter.advance(failed=True)
-                continue
-            store.put(job.kind, job.key, {**job.base, **result})
-            reporter.advance()
+    def failed(job: Job, exc: Exception) -> None:
+        failures.append(f"judging {job.key}: {exc}")
+        reporter.advance(failed=True)
 
     try:
-        await asyncio.gather(*(worker() for _ in range(runner.concurrency)))
+        await run_pool(todo, lambda job: closed.ask(job.question), limit=runner.concurrency,
+                       on_result=stored, on_failure=failed)
     finally:
         reporter.close()
 
