@@ -32,7 +32,6 @@ Variants check that the answers do not hinge on how the items are put:
 
 from __future__ import annotations
 
-import asyncio
 import random
 import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -41,12 +40,13 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict
 
-from personae.errors import CapabilityError, InputError, RunError
+from personae.errors import InputError, RunError
 from personae.instruments.questionnaire import Questionnaire, format_value
 from personae.instruments.scoring import ScaleScores, score_answers
+from personae.judge.closed import ClosedJudge, ClosedQuestion
 from personae.models import ChatParams, Message, Model
-from personae.models.base import NoChoiceMassError
 from personae.runtime import ProgressReporter, Runner
+from personae.runtime.pool import run_pool
 
 Mode = Literal["logprob", "generate"]
 Order = Literal["independent", "ordered", "shuffled"]
@@ -256,39 +256,30 @@ def parse_answer(text: str, questionnaire: Questionnaire, *,
 # ----------------------------------------------------------------------------- administering
 
 
-@dataclass
-class _Shared:
-    prefill: str  # emptied for good once the backend turns out unable to prefill
-
-
-async def _answer(runner: Runner, questionnaire: Questionnaire, item_id: str, v: Variant,
-                  mode: Mode, messages: list[Message], position: int, block: int | None,
-                  shared: _Shared) -> ItemAnswer:
+async def _answer(judge: ClosedJudge, questionnaire: Questionnaire, item_id: str,
+                  v: Variant, mode: Mode, messages: list[Message], position: int,
+                  block: int | None, prefill: str) -> ItemAnswer:
+    """One item's answer from the model behind ``judge`` (a `ClosedJudge` with no words
+    fallback: ``generate`` mode asks in words itself, ``logprob`` mode never does)."""
     common = {"item_id": item_id, "variant": v.id, "mode": mode, "position": position,
               "block": block}
     if mode == "generate":
-        completion = await runner.chat(messages, GENERATE_PARAMS)
+        completion = await judge.runner.chat(messages, GENERATE_PARAMS)
         value = parse_answer(completion.text, questionnaire, reverse=v.reverse_options)
         return ItemAnswer(**common, value=value, argmax=value, raw=completion.text,
                           reply=completion.text.strip())
     shown = [format_value(o.value) for o in questionnaire.options]
-    while True:
-        prefill = shared.prefill
-        try:
-            scores = await runner.score_choices(messages, shown, prefill=prefill)
-            break
-        except CapabilityError:
-            if not prefill:
-                raise
-            shared.prefill = ""  # a server that cannot prefill: ask without it from now on
-        except NoChoiceMassError:
-            return ItemAnswer(**common, value=None, reply=prefill.strip(), prefill=prefill)
+    answer = await judge.read(ClosedQuestion(messages, shown, prefill))
+    if answer.scores is None:  # no mass on any option: unparsable
+        return ItemAnswer(**common, value=None, reply=answer.prefill.strip(),
+                          prefill=answer.prefill)
+    scores = answer.scores
     true = [float(questionnaire.true_value(o.value, reverse=v.reverse_options))
             for o in questionnaire.options]
     top = max(range(len(true)), key=scores.probs.__getitem__)
     return ItemAnswer(**common, value=sum(p * t for p, t in zip(scores.probs, true, strict=True)),
                       argmax=true[top], coverage=scores.coverage, probs=scores.probs,
-                      reply=f"{prefill}{shown[top]}", prefill=prefill)
+                      reply=f"{answer.prefill}{shown[top]}", prefill=answer.prefill)
 
 
 async def administer(
@@ -337,9 +328,10 @@ async def administer(
     order = administration_order(questionnaire, v, items, seed=seed)
     units = blocks(order, v, block_size)
     position = {item_id: k for k, item_id in enumerate(order)}
-    shared = _Shared(prefill if mode == "logprob" else "")
+    # Every item's distribution counts (no coverage threshold: a low one is reported, not
+    # hidden), and a model that cannot score choices is an error, not a reason to ask in words.
+    judge = ClosedJudge(runner, min_coverage=0.0, words=None)
     answers: dict[str, ItemAnswer] = {i: a for i, a in done.items() if i in position}
-    pending = iter(enumerate(units))
 
     async def run_unit(index: int, unit: list[str]) -> None:
         history: list[tuple[str, str]] = []
@@ -349,8 +341,8 @@ async def administer(
             answer = answers.get(item_id)
             if answer is None:
                 try:
-                    answer = await _answer(runner, questionnaire, item_id, v, mode, messages,
-                                           position[item_id], block, shared)
+                    answer = await _answer(judge, questionnaire, item_id, v, mode, messages,
+                                           position[item_id], block, prefill)
                 except RunError as exc:
                     if failures is None or isinstance(exc, InputError):
                         raise
@@ -365,11 +357,9 @@ async def administer(
                     progress.advance()
             history.append((messages[-1].content, answer.reply))
 
-    async def worker() -> None:
-        for index, unit in pending:  # one shared iterator: each unit goes to one worker
-            await run_unit(index, unit)
-
-    await asyncio.gather(*(worker() for _ in range(min(runner.concurrency, len(units)) or 1)))
+    # run_unit records the failures it may; what it raises ends the whole administration.
+    await run_pool(enumerate(units), lambda unit: run_unit(*unit),
+                   limit=min(runner.concurrency, len(units)) or 1, catch=())
     return sorted(answers.values(), key=lambda a: a.position)
 
 
