@@ -8,6 +8,7 @@ scheduled. Backends that batch (``batch_size`` > 1) get several cache misses per
 from __future__ import annotations
 
 import asyncio
+import itertools
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import TypeVar
@@ -25,6 +26,7 @@ from personae.models.base import (
     require_capability,
 )
 from personae.runtime.cache import ResponseCache
+from personae.runtime.pool import run_pool
 from personae.runtime.progress import ProgressReporter
 from personae.runtime.ratelimit import TokenBucket
 from personae.runtime.retry import RetryPolicy
@@ -126,7 +128,6 @@ class Runner:
         ``done_before``: how many of the stage's requests a resumed run already has."""
         if total is None and isinstance(requests, Sequence):
             total = len(requests)
-        source: Iterator[tuple[int, ChatRequest]] = enumerate(requests)
         batch_size = max(1, self.model.batch_size)
         # Bounded: workers wait while the caller stores results, so a slow consumer (a run
         # store writing each record) holds back new requests instead of piling them up.
@@ -134,39 +135,34 @@ class Runner:
         reporter = ProgressReporter(self.label, total, mode=self.progress_mode,
                                     done_before=done_before)
 
-        async def worker() -> None:
+        async def deliver(_: object, results: list[ChatResult]) -> None:
+            for result in results:
+                await out.put(result)
+
+        async def produce() -> None:
             try:
-                while True:
-                    batch = [item for _, item in zip(range(batch_size), source, strict=False)]
-                    if not batch:
-                        break
-                    for result in await self._resolve(batch):
-                        await out.put(result)
+                # _resolve turns model failures into failed results, so nothing is caught:
+                # bad input or a bug stops every worker now rather than after the remaining
+                # requests have all been sent (and paid for).
+                await run_pool(_batches(enumerate(requests), batch_size), self._resolve,
+                               limit=self.concurrency, on_result=deliver, catch=())
             except Exception as exc:  # noqa: BLE001 - handed to the consumer, which raises it
                 await out.put(_Failure(exc))
                 return
             await out.put(_DONE)
 
-        workers = [asyncio.create_task(worker()) for _ in range(self.concurrency)]
-        finished = 0
+        producer = asyncio.create_task(produce())
         try:
-            while finished < len(workers):
-                item = await out.get()
-                if item is _DONE:
-                    finished += 1
-                    continue
+            while (item := await out.get()) is not _DONE:
                 if isinstance(item, _Failure):
-                    # Bad input or a bug: stop every worker now rather than after the
-                    # remaining requests have all been sent (and paid for).
                     raise item.error
                 assert isinstance(item, ChatResult)
                 reporter.advance(cached=bool(item.completion and item.completion.cached),
                                  failed=not item.ok)
                 yield item
         finally:
-            for w in workers:
-                w.cancel()
-            await asyncio.gather(*workers, return_exceptions=True)
+            producer.cancel()
+            await asyncio.gather(producer, return_exceptions=True)
             reporter.close()
 
     async def run_chats(self, requests: Iterable[ChatRequest]) -> list[ChatResult]:
@@ -246,6 +242,13 @@ class Runner:
                                 attempt) from None
             self.stats.retries += 1
             await asyncio.sleep(self.retry.delay(attempt - 1, error.retry_after))
+
+
+def _batches(items: Iterable[T], size: int) -> Iterator[list[T]]:
+    """Consecutive lists of ``size`` items (the last may be shorter), taken lazily."""
+    source = iter(items)
+    while batch := list(itertools.islice(source, size)):
+        yield batch
 
 
 def _attempts(exc: RunError, attempts: int) -> RunError:
