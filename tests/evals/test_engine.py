@@ -16,6 +16,7 @@ from personae.evals.config import EvalConfig
 from personae.evals.run import open_run, run_eval
 from personae.models import ChatParams, ChoiceScores, Message, ScriptedModel
 from personae.models.base import NoChoiceMassError
+from personae.report import render_report
 
 PERSONAS = """
 - id: ana
@@ -130,7 +131,7 @@ def test_full_run_stores_every_record_once_and_scores_them(setup, tmp_path: Path
     assert role["value"]["value"] == 1.0 and role["passed"] is True
     assert s["atomic"]["per_persona"][0]["target"] == "low"  # ana: extraversion 1.5
     assert json.loads((tmp_path / "run" / "summary.json").read_text())["run"]["n_probes"] == 9
-    assert "<svg" in (tmp_path / "run" / "report.html").read_text()
+    assert "<svg" in render_report(s, tmp_path / "run").read_text()
     assert not result.failures
 
 

@@ -13,6 +13,7 @@ import yaml
 from personae.errors import CapabilityError, InputError
 from personae.models import ChatParams, ChoiceScores, Message
 from personae.models.scripted import ScriptedModel
+from personae.report import render_report
 from personae.sim import SimConfig, SimResult, run_simulation
 
 STAYS = ["I fix engines all day in my roadside workshop in Enugu.",
@@ -123,7 +124,7 @@ def test_outputs_transcripts_and_resume(tmp_path: Path) -> None:
     assert [t["index"] for t in turns] == list(range(20))
     assert [t["speaker"] for t in turns[:4]] == ["chinedu", "rosa", "chinedu", "rosa"]
     assert all(t["latency_s"] >= 0 and t["started"] > 0 for t in turns)
-    html = (run_dir / "report.html").read_text()
+    html = render_report(first.summary, run_dir).read_text()
     assert "<svg" in html and "As an AI language model" in html
     assert json.loads((run_dir / "summary.json").read_text())["run"]["counts"]["turns"] == 20
     again = _run(tmp_path)
@@ -157,10 +158,9 @@ def test_projection_per_turn_on_the_hf_backend(tmp_path: Path) -> None:
                     metrics=["projection", "leak"], vector=str(path), layer=9, progress="off")
     result = run_simulation(cfg, tmp_path / "run", use_cache=False, model=hf)
     (conv,) = result.summary["conversations"]
-    from personae.sim.run import SimRun
+    from personae.sim.run import SimPlan
 
-    run = SimRun(cfg, model=hf)
-    (plan,) = run.plans
+    (plan,) = SimPlan(cfg).plans
     turns = [Turn(conversation_id=plan.id, role=next(a.role for a in plan.agents
                                                      if a.id == t["speaker"]), **{
         k: t[k] for k in ("index", "turn", "speaker", "name", "text")}) for t in conv["turns"]]
@@ -184,7 +184,7 @@ def test_console_summary_prints_every_metric_and_handles_no_threshold() -> None:
 
     from rich.console import Console
 
-    from personae.sim.console import print_sim_summary
+    from personae.report.simulate_console import print_sim_summary
 
     fixture = Path(__file__).parent.parent / "fixtures" / "report" / "simulate_summary.json"
     summary = json.loads(fixture.read_text())

@@ -158,4 +158,12 @@ def test_export_and_report_on_a_simulate_run(tmp_path: Path) -> None:
     assert proc.returncode == 0, proc.stderr
     turns = [json.loads(x) for x in (run / "export" / "turn.jsonl").read_text().splitlines()]
     assert sorted(t["index"] for t in turns) == [0, 1, 2, 3]
-    assert_one_line_error(run_cli("report", str(run)), 2, "personae simulate")
+    # `personae report` rewrites a simulate run's outputs from its records, as for any kind.
+    first = json.loads((run / "summary.json").read_text())
+    (run / "report.html").unlink()
+    (run / "transcripts.jsonl").unlink()
+    proc = run_cli("report", str(run))
+    assert proc.returncode == 0, proc.stderr
+    again = json.loads((run / "summary.json").read_text())
+    assert again["kind"] == "simulate" and again["groups"] == first["groups"]
+    assert (run / "report.html").is_file() and (run / "transcripts.jsonl").is_file()

@@ -11,10 +11,11 @@ import numpy as np
 import pytest
 
 from personae.errors import InputError
+from personae.report import render_report
+from personae.report.sweep import format_table
 from personae.runtime.store import RunStore
 from personae.steer.sweep import (
     SweepConfig,
-    format_table,
     held_out_questions,
     perplexity_ci,
     response_nll,
@@ -109,15 +110,16 @@ def test_sweep_runs_on_the_bundled_model_and_resumes_without_new_work(tmp_path: 
     path = vec.save(tmp_path / "rand.safetensors")
     cfg = SweepConfig(vector=str(path), layer=10, coefficients=[-0.2, 0.0, 0.2],
                       relative=True, trait="extroverted", questions=2, items=2, max_tokens=8)
-    summary, files = run_sweep(cfg, tmp_path / "run", progress="off")
-    assert {"json", "table", "plot"} <= set(files)
-    # sweep.json records what was resolved: the domain, its direction, the vector's hash.
-    saved = json.loads(files["json"].read_text())
+    summary = run_sweep(cfg, tmp_path / "run", progress="off").summary
+    # summary.json records what was resolved: the domain, its direction, the vector's hash.
+    saved = json.loads((tmp_path / "run" / "summary.json").read_text())
+    assert saved["kind"] == "sweep" and saved["counts"]["response"] == 6
     assert saved["config"]["scale"] == "E" and saved["config"]["relative"] is True
     assert saved["config"]["vector_sha256"] == hashlib.sha256(path.read_bytes()).hexdigest()
     assert saved["instrument"]["label"] == "E Extraversion" and saved["instrument"]["sign"] == 1
-    assert "| instrument (E Extraversion) |" in files["table"].read_text()
-    assert files["plot"].read_text().startswith("<svg")
+    render_report(summary, tmp_path / "run")
+    assert "| instrument (E Extraversion) |" in (tmp_path / "run" / "sweep.md").read_text()
+    assert (tmp_path / "run" / "sweep.svg").read_text().startswith("<svg")
     for row in summary["rows"]:
         assert row["text"]["n"] == 2 and row["instrument"]["n"] == 2
         assert row["perplexity"]["value"] > 1.0
@@ -125,11 +127,12 @@ def test_sweep_runs_on_the_bundled_model_and_resumes_without_new_work(tmp_path: 
     store = RunStore(tmp_path / "run")
     counts = store.counts()
     store.close()
-    again, _ = run_sweep(cfg, tmp_path / "run", progress="off")
+    again = run_sweep(cfg, tmp_path / "run", progress="off")
+    assert again.model_calls == 0
     store = RunStore(tmp_path / "run")
     assert store.counts() == counts
     store.close()
-    assert json.dumps(again["rows"]) == json.dumps(summary["rows"])
+    assert json.dumps(again.summary["rows"]) == json.dumps(summary["rows"])
 
 
 def test_sweep_cli_rejects_a_missing_vector_and_a_layer_out_of_range(tmp_path: Path) -> None:

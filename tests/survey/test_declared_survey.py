@@ -19,6 +19,7 @@ from personae.models import ChatParams, ChoiceScores, Completion, Message
 from personae.models.base import BACKEND_CAPABILITIES, BaseBackend
 from personae.persona import Persona, resolve_personas
 from personae.report.survey import render_survey_html
+from personae.report import render_report
 from personae.report.survey_console import print_survey_summary
 from personae.survey.run import SurveyConfig, run_survey
 from personae.survey.summary import (
@@ -114,7 +115,7 @@ def test_a_model_that_follows_the_declared_traits_agrees_perfectly(
     assert not result.failures
     summary = json.loads((tmp_path / "summary.json").read_text())
     _check_summary(summary, personas)  # measured from the base variant, not reversed
-    html = (tmp_path / "report.html").read_text()
+    html = render_report(summary, tmp_path).read_text()
     assert 'id="declared-table"' in html and 'id="declared-agreement-table"' in html
     assert "Declared vs measured traits" in html and "all (pooled)" in html
     assert personas[0].name and personas[0].name in html
@@ -155,7 +156,7 @@ def test_personas_without_traits_get_no_comparison(tmp_path: Path) -> None:
                        items=5)
     summary = run_survey(cfg, tmp_path / "run", model=model, use_cache=False).summary
     assert summary["declared_vs_measured"] is None
-    html = (tmp_path / "run" / "report.html").read_text()
+    html = render_report(summary, tmp_path / "run").read_text()
     assert "No persona in this run declares Big Five traits" in html
     console = Console(width=200, record=True)
     print_survey_summary(summary, console=console)

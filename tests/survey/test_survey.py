@@ -17,6 +17,7 @@ from personae.instruments.shaping import MARKERS
 from personae.models import Message
 from personae.models.scripted import ScriptedModel
 from personae.models.spec import is_bundled
+from personae.report import render_report
 from personae.runtime.store import RunStore
 from personae.survey.run import SurveyConfig, run_survey
 from tests.instruments.fakes import FakeModel
@@ -78,7 +79,7 @@ def test_run_writes_summary_and_report_and_a_rerun_is_free(tmp_path: Path) -> No
     assert admin["coverage"]["value"] == pytest.approx(1.0)
     assert admin["acquiescence"] is None  # no facet has both keyings among 10 items
     assert s["reliability"]["domains"]["E"]["alpha"] is None  # one row: not computable
-    html = (tmp_path / "run" / "report.html").read_text()
+    html = render_report(s, tmp_path / "run").read_text()
     assert "Domain scores" in html and "<svg" in html and "NaN" not in html
     again = run_survey(cfg, tmp_path / "run", model=model, use_cache=False)
     assert again.model_calls == 0 and model.calls == 10
@@ -137,7 +138,7 @@ def test_shaping_an_obedient_model_gives_rho_one(tmp_path: Path) -> None:
     assert [p["level"] for p in e] == list(range(1, 10))
     assert e[0]["value"] < e[4]["value"] < e[8]["value"]
     assert [a["shape"] for a in s["scores"]].count(None) == 1
-    html = (tmp_path / "report.html").read_text()
+    html = render_report(s, tmp_path).read_text()
     assert "Trait shaping" in html and html.count("<svg") >= 2
 
 

@@ -7,9 +7,6 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.console import Console
-from rich.markup import escape
-from rich.table import Table
 
 from personae.cli.options import csv, finish_run
 from personae.evals.config import PRESETS, EvalConfig
@@ -91,21 +88,18 @@ def eval_(
         reliability_sample=reliability_sample, max_tokens=max_tokens,
         judge_max_tokens=judge_max_tokens, concurrency=concurrency, seed=seed)
     result = run_eval(config, out, use_cache=not no_cache)
-    _print_summary(result.summary)
-    finish_run(result.run_dir, f"{result.model_calls} model calls, {result.cache_hits} from "
-               "the cache", result.failures)
+    finish_run(result, f"{result.model_calls} model calls, {result.cache_hits} from the "
+               "cache")
 
 
 def report(run_dir: Annotated[Path, typer.Argument(help="A run directory.")]) -> None:
-    """Rewrite RUN_DIR's summary.json and self-contained report.html from its records."""
-    from personae.evals.run import open_run, write_outputs
+    """Rewrite RUN_DIR's summary.json and self-contained report.html from its records (a run
+    of any kind, finished or not; no model is loaded)."""
+    from personae.report import rewrite_report
+    from personae.report.console import print_summary
 
-    store, config = open_run(run_dir)
-    try:
-        summary = write_outputs(store, config)
-    finally:
-        store.close()
-    _print_summary(summary)
+    summary = rewrite_report(run_dir)
+    print_summary(summary)
     typer.echo(f"report: {run_dir / 'report.html'}", err=True)
 
 
@@ -121,10 +115,8 @@ def rescore(
     store.close()
     result = run_eval(config.model_copy(update={"judges": list(dict.fromkeys(judge))}),
                       run_dir, rescore=True)
-    _print_summary(result.summary)
-    typer.echo(f"report: {run_dir / 'report.html'}", err=True)
-    if result.failures:
-        raise typer.Exit(1)
+    finish_run(result, f"{result.model_calls} model calls, {result.cache_hits} from the "
+               "cache")
 
 
 def export(
@@ -133,45 +125,15 @@ def export(
     out: Annotated[Path | None, typer.Option("--out", "-o", help="Output directory "
                                              "(default: RUN_DIR/export).")] = None,
 ) -> None:
-    """Write every stored record (responses, turns, judgements...) of any run to JSONL or
-    Parquet files."""
-    from personae.runtime.store import open_store
+    """Write every stored record (responses, answers, turns, judgements...) of a run of any
+    kind to JSONL or Parquet files, one per record kind."""
+    from personae.report import KINDS
+    from personae.runtime.spine import reopen
 
-    store = open_store(run_dir)
+    opened = reopen(run_dir, KINDS)
     try:
-        paths = store.export(out or run_dir / "export", fmt)
+        paths = opened.store.export(out or run_dir / "export", fmt)
     finally:
-        store.close()
+        opened.close()
     for path in paths:
         typer.echo(str(path))
-
-
-def _print_summary(summary: dict) -> None:
-    from personae.stats import MetricValue
-
-    console = Console(stderr=True)
-    for w in summary.get("warnings", []):
-        console.print(f"[bold red]! {escape(w)}[/]")
-    mv = lambda d: str(MetricValue(**d)) if d else "—"  # noqa: E731
-    fid = summary.get("fidelity")
-    if fid:
-        table = Table(title="PersonaScore (1–5, mean [95% CI] n)")
-        table.add_column("task")
-        conds = list(fid["by_condition"])
-        for c in conds:
-            table.add_column(c)
-        for task in fid["tasks"]:
-            table.add_row(task, *(mv(fid["by_condition"][c]["tasks"].get(task)) for c in conds))
-        table.add_row("[bold]PersonaScore", *(mv(fid["by_condition"][c]["persona_score"])
-                                              for c in conds))
-        console.print(table)
-        for control, d in fid["deltas"].items():
-            console.print(f"persona − {control}: {mv(d['persona_score'])}")
-    cons = summary.get("consistency")
-    if cons:
-        console.print("C-score: " + ", ".join(f"{c} {mv(v)}"
-                                                for c, v in cons["by_condition"].items()))
-    rel = summary.get("reliability")
-    if rel:
-        colour = "green" if rel["reliable"] else "bold red"
-        console.print(f"[{colour}]judge reliability: {rel['verdict']}[/]")

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -10,6 +9,7 @@ import typer
 from personae.errors import InputError
 from personae.persona import BUILTIN_TEMPLATES, FORMATS, Persona
 from personae.persona.sample import id_list, resolve_personas
+from personae.runtime.spine import RunResult
 
 DEFAULT_PERSONA = "sample:chinedu-enugu-mechanic"
 ModelOpt = Annotated[str, typer.Option("--model", "-m", help="Model spec: bundled, hf:bundled, "
@@ -43,13 +43,21 @@ def csv(value: str | None) -> list[str] | None:
     return None if value is None else [v.strip() for v in value.split(",") if v.strip()]
 
 
-def finish_run(run_dir: Path, calls: str, failures: list[str], *, beside: str = "summary.json",
-               failed: str = "model calls") -> None:
-    """The end of a run command: how many calls, the report's path on stdout (so it pipes),
-    and exit 1 when some calls failed, saying that the same command goes on from there."""
-    typer.echo(f"{calls}; {beside} beside the report:", err=True)
-    typer.echo(str(run_dir / "report.html"))
-    if failures:
-        typer.echo(f"personae: error: {len(failures)} {failed} failed (first: {failures[0]}); "
-                   "re-run the same command to resume", err=True)
+def finish_run(result: RunResult, calls: str, *, failed: str = "model calls") -> None:
+    """The end of a run command: the terminal summary (less the warnings shown when the run
+    started), ``report.html`` rendered, how many calls, the report's path on stdout (so it
+    pipes), and exit 1 when some calls failed, saying that the same command goes on from
+    there."""
+    from personae.report import render_report
+    from personae.report.console import print_summary
+
+    print_summary(result.summary, skip_warnings=result.warnings)
+    report = render_report(result.summary, result.run_dir)
+    others = sorted(p.name for p in result.run_dir.iterdir()
+                    if p.is_file() and p.suffix in (".json", ".jsonl", ".md", ".svg"))
+    typer.echo(f"{calls}; {' and '.join(others)} beside the report:", err=True)
+    typer.echo(str(report))
+    if result.failures:
+        typer.echo(f"personae: error: {len(result.failures)} {failed} failed (first: "
+                   f"{result.failures[0]}); re-run the same command to resume", err=True)
         raise typer.Exit(1)

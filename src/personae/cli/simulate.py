@@ -66,7 +66,6 @@ def simulate(
     the personas drift over the turns: fidelity, consistency, similarity, AI-identity leaks,
     echo, and the persona-vector projection, each as a curve with a slope and its CI."""
     from personae.sim import build_sim_config, run_simulation
-    from personae.sim.console import print_sim_summary
 
     config = build_sim_config(
         personas=personas, user_personas=user_personas, user_script=user_script,
@@ -76,7 +75,5 @@ def simulate(
         max_tokens=max_tokens, temperature=temperature, seed=seed, max_facts=max_facts,
         limit=limit, concurrency=concurrency)
     result = run_simulation(config, out, use_cache=not no_cache)
-    print_sim_summary(result.summary, skip_warnings=result.warnings)
-    finish_run(result.run_dir, f"{result.model_calls} model calls, {result.cache_hits} from "
-               "the cache", result.failures, beside="transcripts.jsonl and summary.json",
-               failed="calls")
+    finish_run(result, f"{result.model_calls} model calls, {result.cache_hits} from the "
+               "cache", failed="calls")

@@ -208,16 +208,16 @@ def sweep(
 ) -> None:
     """Steer over coefficients -k..+k and measure, per coefficient: the instrument score,
     an embedding text score, the activation projection and coherence (perplexity)."""
-    from personae.steer.sweep import SweepConfig, format_table, run_sweep, symmetric_coefficients
+    from personae.cli.options import finish_run
+    from personae.steer.sweep import SweepConfig, run_sweep, symmetric_coefficients
 
     config = SweepConfig(vector=str(vector), layer=layer, relative=relative,
                          coefficients=symmetric_coefficients(k, steps), trait=trait,
                          model=model, questions=questions, max_tokens=max_tokens,
                          instrument=instrument, scale=scale, items=items, seed=seed)
     # Checks every input before the model loads.
-    summary, files = run_sweep(config, check_run_dir(out) if out is not None else None)
-    sys.stderr.write(format_table(summary))  # Markdown: not wrapped to the terminal width
-    print(files.get("plot", files["table"]))
+    result = run_sweep(config, check_run_dir(out) if out is not None else None)
+    finish_run(result, f"{result.model_calls} steered answers")
 
 
 VectorOpt = Annotated[Path, typer.Option("--vector", "-v", help="A personae vector "

@@ -44,15 +44,11 @@ def survey(
 ) -> None:
     """Put a personality questionnaire to personas (or the bare model): domain scores with
     CIs, reliability, acquiescence, unparsable rate, robustness across variants, shaping."""
-    from personae.report.survey_console import print_survey_summary
-    from personae.survey.run import BUNDLED_WARNING, build_survey_config, run_survey
+    from personae.survey.run import build_survey_config, run_survey
 
     config = build_survey_config(
         personas=personas, model=model, instrument=instrument, mode=mode,
         variants=csv(variants), shape=shape, limit=limit, items=items, template=template,
         seed=seed, block_size=block_size, concurrency=concurrency)
     result = run_survey(config, out, use_cache=not no_cache)
-    print_survey_summary(result.summary, skip_warnings=[BUNDLED_WARNING]
-                         if result.warnings_shown else [])
-    finish_run(result.run_dir, f"{result.model_calls} model calls", result.failures,
-               failed="items")
+    finish_run(result, f"{result.model_calls} model calls", failed="items")

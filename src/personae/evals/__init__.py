@@ -9,10 +9,21 @@ reliability and baselines, run through the resumable run store.
 from personae.evals.atomic import atomic_fidelity, split_atoms
 from personae.evals.config import CONDITIONS, PRESETS, SUITES, EvalConfig, build_config
 from personae.evals.personagym import TASKS, parse_score, persona_score
-from personae.evals.run import EvalResult, open_run, run_eval, write_outputs
+from personae.evals.run import EvalKind, EvalResult, open_run, run_eval
 
 __all__ = [
-    "atomic_fidelity", "build_config", "CONDITIONS", "EvalConfig", "EvalResult", "open_run",
-    "parse_score", "persona_score", "PRESETS", "run_eval", "split_atoms", "SUITES", "TASKS",
-    "write_outputs",
+    "CONDITIONS",
+    "PRESETS",
+    "SUITES",
+    "TASKS",
+    "EvalConfig",
+    "EvalKind",
+    "EvalResult",
+    "atomic_fidelity",
+    "build_config",
+    "open_run",
+    "parse_score",
+    "persona_score",
+    "run_eval",
+    "split_atoms",
 ]

@@ -13,9 +13,8 @@ from __future__ import annotations
 import hashlib
 import json
 import random
-import sys
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from functools import partial
 from typing import Any
 
@@ -33,6 +32,7 @@ from personae.persona.sample import resolve_personas
 from personae.runtime import ChatRequest, ResponseCache, Runner
 from personae.runtime.pool import run_pool
 from personae.runtime.progress import ProgressReporter
+from personae.runtime.spine import Display, Outcome
 from personae.runtime.store import RunStore
 
 Records = list[tuple[str, str, dict[str, Any]]]
@@ -62,14 +62,6 @@ class ClosedJob:
     field: str
     from_scores: Callable[[ChoiceScores], Any]
     from_text: Callable[[str], Any]
-
-
-@dataclass
-class Outcome:
-    model_calls: int = 0
-    cache_hits: int = 0
-    failures: list[str] = field(default_factory=list)  # retried by a re-run
-    notes: list[str] = field(default_factory=list)  # final: a re-run would not change them
 
 
 def short_hash(text: str, length: int = 12) -> str:
@@ -103,6 +95,7 @@ class EvalRun:
         self.cache = cache
         self.rescore = rescore
         self.outcome = Outcome()
+        self.display = Display(quiet=config.progress == "off")
         self._models: dict[str, Model] = dict(models or {})
         # Everything that can be wrong with the input is found here, files first, then the
         # models: before the run binds its directory or spends a single model call.
@@ -260,10 +253,10 @@ class EvalRun:
         if self.config.progress == "off":
             return
         cfg = self.config
-        print(f"eval: {len(self.personas)} personas, {len(probes)} probes × "
-              f"{len(CONDITIONS)} conditions × {cfg.samples} sample(s) on {cfg.model}; "
-              f"judges: {', '.join(cfg.judges)}; suites: {', '.join(cfg.suites)}; "
-              f"run dir: {self.store.run_dir}", file=sys.stderr, flush=True)
+        self.display.say(f"eval: {len(self.personas)} personas, {len(probes)} probes × "
+                         f"{len(CONDITIONS)} conditions × {cfg.samples} sample(s) on "
+                         f"{cfg.model}; judges: {', '.join(cfg.judges)}; suites: "
+                         f"{', '.join(cfg.suites)}; run dir: {self.store.run_dir}")
 
     # -- probes --------------------------------------------------------------------------
     def plan_probes(self) -> tuple[list[Probe], list[Persona]]:

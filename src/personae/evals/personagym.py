@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from functools import cache
 from importlib import resources
 
+from personae.judge.scores import parse_score
 from personae.models import Message
 
 # Upstream's order (eval_tasks.py).
@@ -126,37 +127,6 @@ def grading_messages(items: Sequence[GradingItem]) -> list[Message]:
                   "Format:\n" + "".join(f"({i}) Evaluation:\n" for i in range(1, len(items) + 1)),
                   head)
     return [system, Message(role="user", content=_fill(head, rubrics=rubrics))]
-
-
-_FINAL_RE = re.compile(
-    r"final\s+score\s*(?:is|of|=|:)?\s*(?:is\s*)?[:\s]*[*\"'(\[]*\s*([1-5](?:\.\d+)?)(?!\d)", re.I)
-_SCORE_RE = re.compile(
-    r"\bscore\s*(?:is|of|=|:)\s*[*\"'(\[]*\s*([1-5](?:\.\d+)?)(?:\s*/\s*5|\s+out\s+of\s+5)?(?!\d)",
-    re.I)
-_BARE_RE = re.compile(r"^\s*[*\"'(\[]*([1-5])(?:\s*/\s*5)?[*\"')\].]*\s*$")
-
-
-def parse_score(text: str) -> float | None:
-    """A 1–5 rubric score from a judge's reply, or None when there is none to find.
-
-    Lenient in the ways judges actually vary, strict about anything else: the last
-    "final score is N" wins; failing that, the last "score: N" / "score of N/5"; failing that,
-    a reply that is only a number. Anything outside 1–5 is unparsable, never clipped.
-
-    >>> parse_score("...so it fits well. Therefore, the final score is 4.")
-    4.0
-    >>> parse_score("Score: 3/5")
-    3.0
-    >>> parse_score("I cannot rate this.") is None
-    True
-    """
-    for pattern in (_FINAL_RE, _SCORE_RE):
-        found = pattern.findall(text)
-        if found:
-            value = float(found[-1])
-            return value if 1 <= value <= 5 else None
-    bare = _BARE_RE.match(text)
-    return float(bare.group(1)) if bare else None
 
 
 _EVAL_SPLIT_RE = re.compile(r"(?im)^\s*\**\s*\((\d+)\)\s*\**\s*evaluation\s*\**\s*:?")

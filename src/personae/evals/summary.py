@@ -246,7 +246,6 @@ def build_summary(store: RunStore, config: EvalConfig, personas: Sequence[Person
                         "re-run the same command to retry them.")
     counts = store.counts()
     return {
-        "schema_version": 1,
         "run": {
             "run_dir": str(store.run_dir), "created": store.get_meta("created"),
             "personae_version": __version__, "subject": config.model, "judges": config.judges,

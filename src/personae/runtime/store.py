@@ -31,6 +31,9 @@ CREATE TABLE IF NOT EXISTS records (
 """
 
 STORE_FILE = "run.sqlite3"
+# The layout of the store itself. 1: records and config only (before 2026-12); 2: the store
+# also records which kind of run it holds. Older stores are migrated when opened.
+STORE_VERSION = 2
 
 
 class RunStore:
@@ -46,7 +49,7 @@ class RunStore:
     {'text': 'hi'}
     """
 
-    def __init__(self, run_dir: str | Path) -> None:
+    def __init__(self, run_dir: str | Path, kind: str | None = None) -> None:
         self.run_dir = Path(run_dir)
         try:
             self.run_dir.mkdir(parents=True, exist_ok=True)
@@ -64,6 +67,37 @@ class RunStore:
         except sqlite3.DatabaseError as exc:
             raise InputError(f"{self.path}: not a personae run store ({exc})") from None
         self._lock = threading.Lock()
+        self._migrate()
+        if kind is not None:
+            self._bind_kind(kind)
+
+    # -- layout and kind -----------------------------------------------------------------
+    @property
+    def kind(self) -> str | None:
+        """The kind of run stored here (``eval``, ``survey``...), None for a store not yet
+        used by a run."""
+        return self.get_meta("kind")
+
+    def _migrate(self) -> None:
+        version = int(self.get_meta("store_version") or 0)
+        if version == 0:
+            # No version: a new store, or one written by layout 1 (it has a config).
+            version = 1 if self.get_meta("config") is not None else STORE_VERSION
+        if version > STORE_VERSION:
+            raise InputError(f"{self.run_dir}: written by a newer personae (store layout "
+                             f"{version}, this one reads up to {STORE_VERSION}); upgrade "
+                             "personae")
+        for step in MIGRATIONS[version - 1:]:
+            step(self)
+        self.set_meta("store_version", str(STORE_VERSION))
+
+    def _bind_kind(self, kind: str) -> None:
+        stored = self.kind
+        if stored is None:
+            self.set_meta("kind", kind)
+        elif stored != kind:
+            raise InputError(f"{self.run_dir} holds a {stored} run, not a {kind} run; pass "
+                             "another --out")
 
     # -- configuration -------------------------------------------------------------------
     def bind_config(self, config: Mapping[str, Any]) -> None:
@@ -164,6 +198,33 @@ class RunStore:
         return written
 
 
+def _kind_of_layout_1(config: Mapping[str, Any]) -> str | None:
+    """Which command wrote a layout-1 store, from the settings it kept (each kind's
+    settings have fields no other kind has)."""
+    if "judges" in config:
+        return "eval"
+    if "coefficients" in config:
+        return "sweep"
+    if "instrument" in config and "variants" in config:
+        return "survey"
+    if "user_script" in config and "window" in config:
+        return "simulate"
+    return None
+
+
+def _add_kind(store: RunStore) -> None:
+    """Layout 1 → 2: record the kind of run."""
+    kind = _kind_of_layout_1(store.config())
+    if kind is not None and store.kind is None:
+        store.set_meta("kind", kind)
+
+
+# MIGRATIONS[i] turns a layout-(i+1) store into layout i+2; a store is taken through every
+# step from its own layout on, in order.
+MIGRATIONS: tuple[Callable[[RunStore], None], ...] = (_add_kind,)
+assert len(MIGRATIONS) == STORE_VERSION - 1
+
+
 def open_store(run_dir: str | Path) -> RunStore:
     """The store of an existing run directory (of any command), or a one-line error."""
     path = Path(run_dir)
@@ -183,24 +244,3 @@ def _parquet_bytes(rows: list[dict[str, Any]]) -> bytes:
     sink = pa.BufferOutputStream()
     pq.write_table(pa.Table.from_pylist(flat), sink)
     return bytes(sink.getvalue())
-
-
-def summarise_once(store: RunStore, state: Any, started: float, *, failed: bool,
-                   write: Callable[[float], dict[str, Any]]) -> dict[str, Any]:
-    """The run's summary: ``summary.json`` as it stands when nothing changed since it was
-    written (``state`` is what it was written from, e.g. the record counts), else
-    ``write(duration_s)``, with the run's duration accumulated over its sessions.
-
-    A finished run re-run therefore costs no summarising either.
-    """
-    run_dir = store.run_dir
-    key = json.dumps(state)
-    summary_path = run_dir / "summary.json"
-    if (not failed and store.get_meta("summarised") == key
-            and summary_path.is_file() and (run_dir / "report.html").is_file()):
-        return json.loads(summary_path.read_text(encoding="utf-8"))
-    elapsed = time.monotonic() - started + float(store.get_meta("duration_s") or 0)
-    store.set_meta("duration_s", str(elapsed))
-    summary = write(elapsed)
-    store.set_meta("summarised", key)
-    return summary

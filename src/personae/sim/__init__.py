@@ -8,7 +8,8 @@
 from personae.sim.agents import Agent, Turn, egocentric_view
 from personae.sim.config import SimConfig, build_sim_config
 from personae.sim.engine import ConversationPlan, Engine
-from personae.sim.run import SimResult, run_simulation
+from personae.sim.run import SimKind, SimPlan, SimResult, run_simulation
 
-__all__ = ["Agent", "ConversationPlan", "Engine", "SimConfig", "SimResult", "Turn",
+__all__ = ["Agent", "ConversationPlan", "Engine", "SimConfig", "SimKind", "SimPlan", "SimResult",
+           "Turn",
            "build_sim_config", "egocentric_view", "run_simulation"]

@@ -21,7 +21,7 @@ from personae.sim.drift import METRICS, ai_identity_leak, drift_of, first_out_of
 from personae.sim.engine import ConversationPlan
 
 if TYPE_CHECKING:
-    from personae.sim.run import SimRun
+    from personae.sim.run import SimPlan
 
 MAX_SHOWN = 50  # conversations in the report's transcript view (all are in the JSONL)
 MAX_GROUPS = 40
@@ -56,7 +56,7 @@ def _scored(agent: Agent | None, t: Turn) -> bool:
     return agent is not None and agent.persona is not None and not t.scripted and bool(t.text)
 
 
-def turn_values(run: SimRun, store: RunStore,
+def turn_values(run: SimPlan, store: RunStore,
                 conversations: Mapping[str, list[Turn]]) -> tuple[Values, list[str]]:
     """Every scored turn's metric values, by (conversation, index); and notes on metrics
     that could not be computed."""
@@ -106,7 +106,7 @@ def turn_values(run: SimRun, store: RunStore,
     return values, notes
 
 
-def _embeddings(run: SimRun, conversations: Mapping[str, list[Turn]], metrics: Sequence[str],
+def _embeddings(run: SimPlan, conversations: Mapping[str, list[Turn]], metrics: Sequence[str],
                 notes: list[str]) -> tuple[dict[tuple[str, int], np.ndarray],
                                            dict[str, np.ndarray]] | None:
     if not {"similarity", "echo"} & set(metrics):
@@ -132,12 +132,14 @@ def _embeddings(run: SimRun, conversations: Mapping[str, list[Turn]], metrics: S
             dict(zip(personas, vectors[len(texts):], strict=True)))
 
 
-def build_summary(run: SimRun, store: RunStore, conversations: Mapping[str, list[Turn]],
+def build_summary(run: SimPlan, store: RunStore, conversations: Mapping[str, list[Turn]],
                   ends: Mapping[str, Mapping[str, Any]], *, failures: Sequence[str],
-                  duration_s: float, warnings: Sequence[str]) -> dict[str, Any]:
+                  notes: Sequence[str] = ()) -> dict[str, Any]:
+    """The whole summary of a simulation from its plan and stored records; ``notes`` lead
+    its warnings (e.g. the bundled model's)."""
     cfg = run.config
     metrics = cfg.active_metrics()
-    values, notes = turn_values(run, store, conversations)
+    values, metric_notes = turn_values(run, store, conversations)
     # Per agent (across its conversations): metric -> [(conversation, turns, values)].
     series: dict[str, dict[str, list[tuple[str, list[int], list[float | None]]]]] = {}
     first_out: dict[str, dict[str, int | None]] = {}
@@ -169,25 +171,25 @@ def build_summary(run: SimRun, store: RunStore, conversations: Mapping[str, list
                            for p in run.plans)
     n_turns = sum(len(t) for t in conversations.values())
     if len(series) > MAX_GROUPS:
-        notes.append(f"drift shown for the first {MAX_GROUPS} of {len(series)} agents")
+        metric_notes.append(f"drift shown for the first {MAX_GROUPS} of {len(series)} agents")
     return {
-        "kind": "simulate",
         "run": {
             "model": cfg.model, "judge": cfg.judge, "personas": cfg.personas,
             "user_personas": cfg.user_personas or (cfg.user_script and f"script: "
                                                    f"{cfg.user_script}") or "built-in user",
             "mode": "group" if cfg.group else "pairs", "policy": cfg.policy,
             "max_turns": cfg.turns, "window": cfg.window, "n_conversations": len(run.plans),
-            "seed": cfg.seed, "duration_s": duration_s, "created": store.get_meta("created"),
+            "seed": cfg.seed, "duration_s": float(store.get_meta("duration_s") or 0),
+            "created": store.get_meta("created"),
             "personae_version": __version__, "run_dir": str(store.run_dir),
             "counts": {"conversations": len(run.plans),
                        "finished": sum(1 for p in run.plans if p.id in ends),
                        "turns": n_turns, "failed_calls": len(failures)},
             "stop_reasons": dict(stop_reasons),
         },
-        "warnings": list(warnings) + notes + (
-            [f"{len(failures)} model calls failed (first: {failures[0]}); re-run the same "
-             "command to retry them"] if failures else []),
+        "warnings": list(notes) + metric_notes + (
+            [(f"{len(failures)} model calls failed (first: {failures[0]}); re-run the same "
+              "command to retry them")] if failures else []),
         "metrics": [{"id": m, "label": METRICS[m].label,
                      "higher_is_better": METRICS[m].higher_is_better,
                      "threshold": METRICS[m].threshold,

@@ -16,10 +16,10 @@ import numpy as np
 
 from personae.stats.intervals import (
     MetricValue,
-    _as_array,
-    _as_float,
-    _check_params,
-    _contain,
+    as_array,
+    as_float,
+    check_params,
+    contain,
     proportion_ci,
 )
 
@@ -43,7 +43,7 @@ def _reliability_matrix(data: Sequence[Sequence[float | None]]) -> np.ndarray:
         )
     width = widths.pop() if widths else 0
     m = np.array(
-        [[_as_float(v, f"data[{i}][{j}]") for j, v in enumerate(r)] for i, r in enumerate(rows)],
+        [[as_float(v, f"data[{i}][{j}]") for j, v in enumerate(r)] for i, r in enumerate(rows)],
         dtype=float,
     )
     return m.reshape(len(rows), width)
@@ -124,7 +124,7 @@ def alpha_ci(
     >>> m.ci_low <= m.value <= m.ci_high
     True
     """
-    _check_params(confidence, n_resamples)
+    check_params(confidence, n_resamples)
     m = _reliability_matrix(data)
     pairable = _pairable(m)
     n = int(pairable.sum())
@@ -157,7 +157,7 @@ def alpha_ci(
         return MetricValue(value=value, n=n)
     tail = (1.0 - confidence) / 2.0
     low, high = (float(q) for q in np.quantile(alphas, [tail, 1.0 - tail]))
-    low, high = _contain(value, low, high)
+    low, high = contain(value, low, high)
     return MetricValue(value=value, ci_low=low, ci_high=high, n=n)
 
 
@@ -195,7 +195,7 @@ def mean_abs_difference(a: Sequence[float | None], b: Sequence[float | None]) ->
     >>> mean_abs_difference([1, 2, 5, None], [2, 2, 3, 4])
     1.0
     """
-    xa, xb = _as_array(a, "a"), _as_array(b, "b")
+    xa, xb = as_array(a, "a"), as_array(b, "b")
     if xa.size != xb.size:
         raise ValueError(f"raters differ in length: {xa.size} vs {xb.size}")
     both = ~(np.isnan(xa) | np.isnan(xb))

@@ -80,7 +80,7 @@ class MetricValue(BaseModel):
         return self.model_dump(mode="json")
 
 
-def _as_float(v: object, where: str) -> float:
+def as_float(v: object, where: str) -> float:
     """One observation as a float, NaN for missing. Infinity is an error: it is always a bug
     upstream (a failed parse, a division by zero), and it would silently poison a mean."""
     if v is None:
@@ -94,18 +94,18 @@ def _as_float(v: object, where: str) -> float:
     return f
 
 
-def _as_array(values: Iterable[float | None], name: str) -> np.ndarray:
-    return np.array([_as_float(v, f"{name}[{i}]") for i, v in enumerate(values)], dtype=float)
+def as_array(values: Iterable[float | None], name: str) -> np.ndarray:
+    return np.array([as_float(v, f"{name}[{i}]") for i, v in enumerate(values)], dtype=float)
 
 
-def _check_params(confidence: float, n_resamples: int | None = None) -> None:
+def check_params(confidence: float, n_resamples: int | None = None) -> None:
     if not 0.0 < confidence < 1.0:
         raise ValueError(f"confidence must be between 0 and 1 (exclusive), got {confidence}")
     if n_resamples is not None and n_resamples < 1:
         raise ValueError(f"n_resamples must be at least 1, got {n_resamples}")
 
 
-def _contain(value: float, low: float, high: float) -> tuple[float, float]:
+def contain(value: float, low: float, high: float) -> tuple[float, float]:
     # BCa's bias correction on tiny or lumpy samples, and float rounding, can leave the estimate a
     # hair outside its interval; a report showing that reads as a bug, and widening is conservative.
     return min(low, value), max(high, value)
@@ -144,7 +144,7 @@ def _bootstrap_mean(
         low, high, ok = run("percentile")
     if not (math.isfinite(low) and math.isfinite(high)):
         return MetricValue(value=value, n=n)
-    low, high = _contain(value, low, high)
+    low, high = contain(value, low, high)
     return MetricValue(value=value, ci_low=low, ci_high=high, n=n)
 
 
@@ -156,7 +156,7 @@ def mean_of(values: Iterable[float | None]) -> float | None:
     >>> mean_of([None]) is None
     True
     """
-    x = _as_array(values, "values")
+    x = as_array(values, "values")
     x = x[~np.isnan(x)]
     return float(np.mean(x)) if x.size else None
 
@@ -185,8 +185,8 @@ def mean_ci(
     >>> str(mean_ci([5.0]))
     '5.00 [5.00, 5.00] n=1'
     """
-    _check_params(confidence, n_resamples)
-    x = _as_array(values, "values")
+    check_params(confidence, n_resamples)
+    x = as_array(values, "values")
     return _bootstrap_mean(x[~np.isnan(x)], confidence, n_resamples, seed, method)
 
 
@@ -213,8 +213,8 @@ def paired_delta_ci(
     >>> d.ci_low <= d.value <= d.ci_high
     True
     """
-    _check_params(confidence, n_resamples)
-    xa, xb = _as_array(a, "a"), _as_array(b, "b")
+    check_params(confidence, n_resamples)
+    xa, xb = as_array(a, "a"), as_array(b, "b")
     if xa.size != xb.size:
         raise ValueError(f"paired samples differ in length: {xa.size} vs {xb.size}")
     both = ~(np.isnan(xa) | np.isnan(xb))
@@ -233,7 +233,7 @@ def proportion_ci(successes: int, n: int, *, confidence: float = 0.95) -> Metric
     >>> proportion_ci(0, 0).value is None
     True
     """
-    _check_params(confidence)
+    check_params(confidence)
     if isinstance(successes, bool) or isinstance(n, bool):
         raise TypeError("successes and n must be integers, not bool")
     if int(successes) != successes or int(n) != n:
@@ -247,5 +247,5 @@ def proportion_ci(successes: int, n: int, *, confidence: float = 0.95) -> Metric
 
     ci = stats.binomtest(successes, n).proportion_ci(confidence_level=confidence, method="wilson")
     value = successes / n
-    low, high = _contain(value, float(ci.low), float(ci.high))
+    low, high = contain(value, float(ci.low), float(ci.high))
     return MetricValue(value=value, ci_low=low, ci_high=high, n=n)

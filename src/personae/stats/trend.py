@@ -15,7 +15,7 @@ from typing import Any, Literal
 import numpy as np
 from pydantic import Field
 
-from personae.stats.intervals import MetricValue, _as_array, _check_params, _contain
+from personae.stats.intervals import MetricValue, as_array, check_params, contain
 
 __all__ = ["Slope", "SlopeMethod", "SlopeSign", "slope_ci"]
 
@@ -133,8 +133,8 @@ def slope_ci(
     >>> p.value, p.clusters, p.method
     (2.0, 2, 'cluster-bootstrap')
     """
-    _check_params(confidence, n_resamples)
-    xs, ys = _as_array(x, "x"), _as_array(y, "y")
+    check_params(confidence, n_resamples)
+    xs, ys = as_array(x, "x"), as_array(y, "y")
     if xs.size != ys.size:
         raise ValueError(f"x and y differ in length: {xs.size} vs {ys.size}")
     ids = list(clusters) if clusters is not None else [None] * xs.size
@@ -169,5 +169,5 @@ def slope_ci(
         low, high = interval
     if not (math.isfinite(low) and math.isfinite(high)):
         return Slope(value=value, n=n, clusters=k, method="none")
-    low, high = _contain(value, low, high)
+    low, high = contain(value, low, high)
     return Slope(value=value, ci_low=low, ci_high=high, n=n, clusters=k, method=method)

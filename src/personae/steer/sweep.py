@@ -29,13 +29,13 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, Field
 
-from personae._files import atomic_write
 from personae.errors import InputError
 from personae.models import ChatParams, Message, parse_model_spec
 from personae.runtime.progress import ProgressReporter
-from personae.runtime.settings import RUNS_DIR
+from personae.runtime.settings import RUNS_DIR, RunSettings
+from personae.runtime.spine import RunContext, RunKind, RunResult, recorded_warnings, run
 from personae.runtime.store import RunStore
 from personae.stats import MetricValue, mean_ci, spearman_ci
 
@@ -48,10 +48,12 @@ TRAIT_DOMAINS: dict[str, tuple[str, int]] = {
 }
 
 
-class SweepConfig(BaseModel):
+class SweepConfig(RunSettings):
     """What a sweep runs. Bound to its run directory: a re-run with other settings is refused."""
 
-    model_config = ConfigDict(extra="forbid")
+    KIND = "sweep"
+    EXTENDS = frozenset()
+    SPEED = frozenset()
 
     vector: str
     vector_sha256: str = ""  # filled in from the file when the sweep starts; checked if given
@@ -245,8 +247,13 @@ def held_out_questions(questions: Sequence[str], n: int) -> list[str]:
     return list(questions[-n:])
 
 
-class Sweep:
-    """One sweep bound to its run store. ``await sweep.run()`` does (or finishes) the work."""
+class Sweep(RunKind):
+    """One sweep, its inputs checked and its model loaded; `personae.runtime.spine.run`
+    does (or finishes) it."""
+
+    KIND = "sweep"
+    SETTINGS = SweepConfig
+    uses_cache = False  # the steered model's calls are not cached
 
     def __init__(self, config: SweepConfig, *, base: Any | None = None,
                  progress: str = "auto", run_dir: str | Path | None = None) -> None:
@@ -273,6 +280,7 @@ class Sweep:
                              "(drop the steer= option)")
         self.identity = {**self._identity_without_model(),
                          "model_identity": self.base.identity}
+        self.settings = self.config
         self.store: RunStore
 
     def _check_inputs(self, given: SweepConfig) -> None:
@@ -360,19 +368,40 @@ class Sweep:
                              "another --out")
 
     def bind(self, store: RunStore) -> None:
-        """Use ``store``; refused when it holds a sweep with other settings."""
+        """Use ``store``; refused when it holds a sweep with other settings. What the
+        sweep resolved from its files (the scale, its direction) is kept with it, so the
+        summary can be rewritten without them."""
         store.bind_config(self.identity)
+        store.set_meta("sweep_scale", self.scale.model_dump_json())
         self.store = store
 
-    async def run(self) -> dict[str, Any]:
-        for c in self.config.coefficients:
-            steered = steer_model(self.base, self.vector, self.config.layer, c,
-                                  self.config.relative)
-            await self._responses(steered, c)
-            await self._instrument(steered, c)
-        await self._readout()
-        return summarise(self.config, self.store,
-                         {"text": 1, "projection": 1, "instrument": self.sign}, self.scale)
+    @property
+    def quiet(self) -> bool:
+        return self.progress == "off"
+
+    async def execute(self, ctx: RunContext) -> None:
+        before = ctx.store.counts()
+        try:
+            for c in self.config.coefficients:
+                steered = steer_model(self.base, self.vector, self.config.layer, c,
+                                      self.config.relative)
+                await self._responses(steered, c)
+                await self._instrument(steered, c)
+            await self._readout()
+        finally:
+            after = ctx.store.counts()
+            ctx.outcome.model_calls += sum(after.get(k, 0) - before.get(k, 0)
+                                           for k in ("response", "item"))
+
+    @classmethod
+    def summarise(cls, store: RunStore, settings: RunSettings) -> dict[str, Any]:
+        assert isinstance(settings, SweepConfig)
+        scale = InstrumentScale.model_validate_json(store.get_meta("sweep_scale") or "{}")
+        config = settings.model_copy(update={"scale": scale.scale})
+        failures, notes = recorded_warnings(store)
+        return {**summarise(config, store, {"text": 1, "projection": 1,
+                                            "instrument": scale.sign}, scale),
+                "warnings": [*notes, *(f"failed: {f}" for f in failures)]}
 
     async def _responses(self, model: Any, c: float) -> None:
         todo = [(i, q) for i, q in enumerate(self.questions)
@@ -508,119 +537,20 @@ def _logits(net: Any, ids: Sequence[int]) -> np.ndarray:
         return net(input_ids=torch.tensor([list(ids)])).logits[0].float().numpy()
 
 
-def measure_label(summary: dict[str, Any], name: str) -> str:
-    """A measure's column name; the instrument's names its domain and direction.
-
-    >>> measure_label({"instrument": {"label": "E Extraversion, reversed"}}, "instrument")
-    'instrument (E Extraversion, reversed)'
-    """
-    if name == "instrument":
-        label = (summary.get("instrument") or {}).get("label") or "no scale"
-        return f"instrument ({label})"
-    return "text score" if name == "text" else name
-
-
-def format_table(summary: dict[str, Any]) -> str:
-    """The per-coefficient table (Markdown), then one line per measure: does it move?"""
-    unit = " (× residual norm)" if summary["config"].get("relative") else " (absolute)"
-    head = (f"| coefficient{unit} | " + " | ".join(measure_label(summary, m) for m in MEASURES)
-            + " | coherent |\n|---:|---|---|---|---|---|\n")
-    lines = []
-    for r in summary["rows"]:
-        cells = [f"{r['coefficient']:g}"]
-        for name, spec in (("instrument", ".2f"), ("text", ".3f"), ("projection", ".2f"),
-                           ("perplexity", ".1f")):
-            cells.append(format(MetricValue(**r[name]), spec))
-        cells.append("yes" if r["coherent"] else "no")
-        lines.append("| " + " | ".join(cells) + " |")
-    verdicts = [f"- {measure_label(summary, name)}: {verdict(summary, name)}"
-                for name in MEASURES]
-    legend = instrument_legend(summary)
-    return (head + "\n".join(lines) + "\n\n" + "\n".join(verdicts) + "\n"
-            + (f"\n{legend}\n" if legend else ""))
-
-
-def instrument_legend(summary: dict[str, Any]) -> str:
-    """One line on what the instrument column is (empty when it was not measured)."""
-    ins = summary.get("instrument") or {}
-    if not ins.get("scale"):
-        return ""
-    trait = ins.get("trait") or "the trait"
-    name = f" ({ins['scale_name']})" if ins.get("scale_name") else ""
-    way = (f"reversed: {trait} is expected to lower it" if ins.get("sign", 1) < 0
-           else f"{trait} is expected to raise it")
-    return (f"instrument: {ins.get('questionnaire') or ins.get('instrument')} domain "
-            f"{ins['scale']}{name}, mean keyed item score over {ins.get('items', 0)} items; "
-            f"{way}.")
-
-
-def verdict(summary: dict[str, Any], name: str) -> str:
-    """One line on a measure: does it move with the coefficient (for perplexity: does
-    coherence hold)?"""
-    t = summary["trends"].get(name)
-    if t is None:
-        return "not measured"
-    if name == "perplexity":
-        broken = [f"{r['coefficient']:g}" for r in summary["rows"] if not r["coherent"]]
-        limit = f"{summary['config']['coherence_ratio']:g}× unsteered"
-        return (f"coherence holds everywhere (within {limit})" if not broken
-                else f"coherence breaks at {', '.join(broken)} (over {limit})")
-    r = t["rho"]
-    rho = MetricValue(value=r["rho"], ci_low=r["ci_low"], ci_high=r["ci_high"], n=r["n"])
-    way = {1: "up", -1: "down", 0: "not monotone"}[t["direction"]]
-    if t["direction"] and t.get("expected"):
-        way += ", as expected" if t["direction"] == t["expected"] else ", OPPOSITE to expected"
-    return (f"{'MOVES' if t['moves'] else 'does not move'} (means {way}; "
-            f"Spearman rho {rho:.2f})")
-
-
-def plot_svg(summary: dict[str, Any]) -> str | None:
-    from personae.report.plots import ci_panels_svg
-
-    rows = summary["rows"]
-    notes = {measure_label(summary, name): verdict(summary, name).split(" (")[0]
-             for name in MEASURES}
-    cfg = summary["config"]
-    unit = " × residual norm" if cfg["relative"] else ""
-    return ci_panels_svg([r["coefficient"] for r in rows],
-                         [(measure_label(summary, name), [r[name] for r in rows])
-                          for name in MEASURES],
-                         xlabel=f"coefficient{unit}", notes=notes, salt="sweep",
-                         title=f"Steering sweep: {Path(cfg['vector']).name} at layer "
-                               f"{cfg['layer']}")
-
-
-def write_outputs(run_dir: Path, summary: dict[str, Any]) -> dict[str, Path]:
-    """``sweep.json``, ``sweep.md`` (the table) and ``sweep.svg`` (the plot)."""
-    out = {"json": atomic_write(run_dir / "sweep.json", json.dumps(summary, indent=2) + "\n"),
-           "table": atomic_write(run_dir / "sweep.md", format_table(summary))}
-    svg = plot_svg(summary)
-    if svg is not None:
-        out["plot"] = atomic_write(run_dir / "sweep.svg", svg + "\n")
-    return out
-
-
 def run_sweep(config: SweepConfig, out: str | Path | None = None, *, base: Any | None = None,
-              progress: str = "auto") -> tuple[dict[str, Any], dict[str, Path]]:
-    """Run (or resume) a sweep in ``out`` (default: `Sweep.default_run_dir`); returns the
-    summary and the files written.
+              progress: str = "auto") -> RunResult:
+    """Run (or resume) a sweep in ``out`` (default: `Sweep.default_run_dir`) and write its
+    ``summary.json``.
 
     Example (loads the model, so not run here)::
 
         cfg = SweepConfig(vector="extroverted.safetensors", layer=15,
                           coefficients=symmetric_coefficients(0.5, 5), relative=True)
-        summary, files = run_sweep(cfg, "sweep-extroverted")
+        result = run_sweep(cfg, "sweep-extroverted")
     """
     config = config.model_copy(update={"vector": str(vector_file(config.vector))})
-    sweep = Sweep(config, base=base, progress=progress, run_dir=out)  # input first
-    run_dir = Path(out) if out is not None else sweep.default_run_dir()
-    store = RunStore(run_dir)
-    try:
-        sweep.bind(store)
-        summary = asyncio.run(sweep.run())
-        return summary, write_outputs(run_dir, summary)
-    finally:
-        store.close()
+    return run(Sweep(config, base=base, progress=progress, run_dir=out), out,  # input first
+               use_cache=False)
 
 
 def vector_file(path: str) -> Path:

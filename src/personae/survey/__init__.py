@@ -7,10 +7,12 @@ traits. The questionnaires themselves (items, scoring, administration) are in
 from personae.survey.run import (
     BUNDLED_WARNING,
     SurveyConfig,
+    SurveyKind,
+    SurveyPlan,
     SurveyResult,
     build_survey_config,
     run_survey,
 )
 
-__all__ = ["BUNDLED_WARNING", "SurveyConfig", "SurveyResult", "build_survey_config",
-           "run_survey"]
+__all__ = ["BUNDLED_WARNING", "SurveyConfig", "SurveyKind", "SurveyPlan", "SurveyResult",
+           "build_survey_config", "run_survey"]

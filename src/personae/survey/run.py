@@ -10,19 +10,14 @@ The run directory then holds ``summary.json`` and ``report.html``.
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
-import json
-import sys
-import time
 from collections import defaultdict
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
 from pydantic import Field, field_validator
 
-from personae._files import atomic_write
 from personae.errors import InputError
 from personae.instruments.administer import (
     MODES,
@@ -43,9 +38,11 @@ from personae.models import Model, load_model
 from personae.models.spec import is_bundled
 from personae.persona import Persona, load_template, render_system_prompt
 from personae.persona.sample import resolve_personas
-from personae.runtime import ProgressReporter, ResponseCache, Runner
+from personae.runtime import ProgressReporter, Runner
 from personae.runtime.settings import RunSettings
-from personae.runtime.store import RunStore, summarise_once
+from personae.runtime.spine import RunContext, RunKind, RunResult, recorded_warnings, run
+from personae.runtime.store import RunStore
+from personae.survey.summary import build_summary
 
 BARE = "model"  # the respondent id of the bare model (no persona)
 BUNDLED_WARNING = (
@@ -123,56 +120,31 @@ def answer_key(respondent: str, variant: str, item_id: str) -> str:
     return f"{respondent}|{variant}|{item_id}"
 
 
-@dataclass
-class Outcome:
-    model_calls: int = 0
-    failures: list[str] = field(default_factory=list)
+class SurveyPlan:
+    """Who answers what in a survey: the questionnaire, its variants and items, the
+    respondents. Built from the settings and the files they name, never a model, so a
+    stored survey can be summarised again offline. Everything that can be wrong with the
+    input is found here, before a run directory is made or a model call spent."""
 
-
-class SurveyRun:
-    """One survey run bound to its store. ``await run()`` does (or finishes) the work."""
-
-    def __init__(self, config: SurveyConfig, *, cache: ResponseCache | None = None,
-                 model: Model | None = None) -> None:
+    def __init__(self, config: SurveyConfig) -> None:
         self.config = config
-        self.cache = cache
-        self.outcome = Outcome()
-        # Everything that can be wrong with the input is found here, before a run directory
-        # is made or a model call spent; `bind` then ties the run to its store.
         self.questionnaire = load_questionnaire(config.instrument)
         self.variants: list[Variant] = expand_variants(self.questionnaire, config.variants)
         all_items = [i.id for i in self.questionnaire.items]
         self.items = all_items[: config.items] if config.items else all_items
         self.personas: list[Persona] = []
-        digests = {"questionnaire_digest": questionnaire_digest(self.questionnaire)}
+        self.digests = {"questionnaire_digest": questionnaire_digest(self.questionnaire)}
         if config.personas is not None:
             personas = resolve_personas(config.personas)
             if not personas:
                 raise InputError(f"{config.personas}: no personas")
-            digests["personas_digest"] = _digest("\n".join(f"{p.id}:{p.content_hash()}"
-                                                           for p in personas))
+            self.digests["personas_digest"] = _digest("\n".join(
+                f"{p.id}:{p.content_hash()}" for p in personas))
             self.personas = personas[: config.limit]
         self.template = load_template(config.template)
         if config.shape:
             self.check_shaping()
         self.respondents = self.plan_respondents()
-        self.model = model if model is not None else load_model(config.model)
-        # The model's identity (weights' hash, steering vector contents), not just its spec:
-        # resuming with other weights or another vector behind the same spec is refused.
-        digests["model_identity"] = self.model.identity
-        self.identity = config.identity(**digests)
-        self._store: RunStore | None = None
-
-    def bind(self, store: RunStore) -> None:
-        """Record the settings in ``store`` (or check they match the run stored there)."""
-        store.bind_config(self.identity)
-        self._store = store
-
-    @property
-    def store(self) -> RunStore:
-        if self._store is None:
-            raise RuntimeError("the survey run is not bound to a store")
-        return self._store
 
     def check_shaping(self) -> None:
         domains = {s.id for s in self.questionnaire.scales if s.domain is None}
@@ -202,61 +174,92 @@ class SurveyRun:
                                       f"{label}, {cond.domain} level {cond.level}", items))
         return out
 
-    async def aclose(self) -> None:
-        await self.model.aclose()
-
-    def stored(self) -> dict[tuple[str, str], dict[str, ItemAnswer]]:
+    @staticmethod
+    def stored(store: RunStore) -> dict[tuple[str, str], dict[str, ItemAnswer]]:
+        """The stored answers by (respondent, variant), then item."""
         out: dict[tuple[str, str], dict[str, ItemAnswer]] = defaultdict(dict)
-        for _, rec in self.store.items("answer"):
+        for _, rec in store.items("answer"):
             answer = ItemAnswer.model_validate({k: rec[k] for k in ItemAnswer.model_fields
                                                 if k in rec})
             out[(rec["respondent"], rec["variant"])][rec["item_id"]] = answer
         return out
 
-    def announce(self, todo: int) -> None:
-        if self.config.progress == "off":
-            return
-        cfg = self.config
-        who = f"{len(self.personas)} personas" if self.personas else "the bare model"
-        shaped = sum(r.shaping is not None for r in self.respondents)
-        print(f"survey: {self.questionnaire.name} ({len(self.items)} items), {who}"
-              + (f" + {shaped} shaping conditions" if shaped else "")
-              + f" × {len(self.variants)} variant(s) in {cfg.mode} mode on {cfg.model}; "
-              f"{todo} answers to get; run dir: {self.store.run_dir}",
-              file=sys.stderr, flush=True)
 
-    async def run(self) -> None:
-        stored = self.stored()
-        plan = [(r, v) for r in self.respondents for v in self.variants]
-        total = sum(len(r.items or self.items) for r, _ in plan)
-        todo = sum(len([i for i in (r.items or self.items) if i not in stored[(r.id, v.id)]])
-                   for r, v in plan)
-        self.announce(todo)
+class SurveyKind(RunKind):
+    """A survey: every respondent answers every variant of the questionnaire."""
+
+    KIND = "survey"
+    SETTINGS = SurveyConfig
+
+    def __init__(self, config: SurveyConfig, *, model: Model | None = None) -> None:
+        self.settings = self.config = config
+        self.plan = SurveyPlan(config)
+        self.owns_model = model is None
+        self.model = model if model is not None else load_model(config.model)
+        # The model's identity (weights' hash, steering vector contents), not just its spec:
+        # resuming with other weights or another vector behind the same spec is refused.
+        self.identity = config.identity(**self.plan.digests,
+                                        model_identity=self.model.identity)
+        # Only generated answers go through the response cache: logprob answers are one
+        # cheap scoring call each.
+        self.uses_cache = config.mode == "generate"
+
+    def run_dir_identity(self) -> dict[str, Any]:
+        # The directory name also covers the template's contents (the stored identity does
+        # not, so runs stored before still resume with --out).
+        return {**self.identity, "template_sha256": self.plan.template.sha256}
+
+    def warnings(self) -> list[str]:
+        return [BUNDLED_WARNING] if is_bundled(self.config.model, self.model) else []
+
+    async def aclose(self) -> None:
+        if self.owns_model:
+            await self.model.aclose()
+
+    def announce(self, ctx: RunContext, todo: int) -> None:
+        plan, cfg = self.plan, self.config
+        who = f"{len(plan.personas)} personas" if plan.personas else "the bare model"
+        shaped = sum(r.shaping is not None for r in plan.respondents)
+        ctx.display.say(
+            f"survey: {plan.questionnaire.name} ({len(plan.items)} items), {who}"
+            + (f" + {shaped} shaping conditions" if shaped else "")
+            + f" × {len(plan.variants)} variant(s) in {cfg.mode} mode on {cfg.model}; "
+            f"{todo} answers to get; run dir: {ctx.store.run_dir}")
+
+    async def execute(self, ctx: RunContext) -> None:
+        plan, cfg = self.plan, self.config
+        stored = plan.stored(ctx.store)
+        work = [(r, v) for r in plan.respondents for v in plan.variants]
+        total = sum(len(r.items or plan.items) for r, _ in work)
+        todo = sum(len([i for i in (r.items or plan.items) if i not in stored[(r.id, v.id)]])
+                   for r, v in work)
+        self.announce(ctx, todo)
         if not todo:
             return
-        runner = Runner(self.model, cache=self.cache, concurrency=self.config.concurrency,
+        runner = Runner(self.model, cache=ctx.cache, concurrency=cfg.concurrency,
                         progress="off", label="survey")
-        reporter = ProgressReporter("survey", todo, mode=self.config.progress,
+        reporter = ProgressReporter("survey", todo, mode=cfg.progress,
                                     done_before=total - todo)
         try:
-            for respondent, v in plan:
-                items = list(respondent.items or self.items)
+            for respondent, v in work:
+                items = list(respondent.items or plan.items)
                 done = stored[(respondent.id, v.id)]
                 if all(i in done for i in items):
                     continue
                 await administer(
-                    self.model, self.questionnaire, mode=self.config.mode,
-                    system=respondent.system, variant=v, items=items, seed=self.config.seed,
-                    runner=runner, block_size=self.config.block_size, done=done,
-                    on_answer=lambda a, r=respondent: self.put(r, a),
-                    failures=self.outcome.failures, progress=reporter)
+                    self.model, plan.questionnaire, mode=cfg.mode,
+                    system=respondent.system, variant=v, items=items, seed=cfg.seed,
+                    runner=runner, block_size=cfg.block_size, done=done,
+                    on_answer=lambda a, r=respondent: self.put(ctx.store, r, a),
+                    failures=ctx.outcome.failures, progress=reporter)
         finally:
             reporter.close()
-            self.outcome.model_calls += runner.stats.model_calls
+            ctx.outcome.model_calls += runner.stats.model_calls
+            ctx.outcome.cache_hits += runner.stats.cache_hits
 
-    def put(self, respondent: Respondent, answer: ItemAnswer) -> None:
+    def put(self, store: RunStore, respondent: Respondent, answer: ItemAnswer) -> None:
         shaping = respondent.shaping
-        self.store.put("answer", answer_key(respondent.id, answer.variant, answer.item_id), {
+        store.put("answer", answer_key(respondent.id, answer.variant, answer.item_id), {
             **answer.model_dump(mode="json"), "respondent": respondent.id,
             "persona_id": respondent.persona.id if respondent.persona else None,
             "shape_domain": shaping.domain if shaping else None,
@@ -265,19 +268,19 @@ class SurveyRun:
             "conditioning_hash": _digest(respondent.system or ""),
         })
 
+    @classmethod
+    def summarise(cls, store: RunStore, settings: RunSettings) -> dict[str, Any]:
+        assert isinstance(settings, SurveyConfig)
+        failures, notes = recorded_warnings(store)
+        return build_summary(SurveyPlan(settings), store, failures=failures, notes=notes)
 
-@dataclass
-class SurveyResult:
-    run_dir: Path
-    summary: dict[str, Any]
-    failures: list[str]
-    model_calls: int
-    warnings_shown: list[str] = field(default_factory=list)
+
+SurveyResult = RunResult  # the name run_survey's result had before the spine
 
 
 def run_survey(config: SurveyConfig, out: str | Path | None = None, *, use_cache: bool = True,
-               model: Model | None = None) -> SurveyResult:
-    """Run (or resume) a survey and write ``summary.json`` and ``report.html``.
+               model: Model | None = None) -> RunResult:
+    """Run (or resume) a survey and write its ``summary.json``.
 
     >>> import tempfile
     >>> from personae.models.scripted import ScriptedModel
@@ -289,54 +292,4 @@ def run_survey(config: SurveyConfig, out: str | Path | None = None, *, use_cache
     >>> run_survey(cfg, result.run_dir, model=m, use_cache=False).model_calls  # resumed: done
     0
     """
-    run = SurveyRun(config, model=model)
-    # The directory name also covers the template's contents (the stored identity does not,
-    # so runs stored before still resume with --out).
-    run_dir = Path(out) if out is not None else config.default_run_dir(
-        {**run.identity, "template_sha256": run.template.sha256})
-    store = RunStore(run_dir)
-    cache = ResponseCache() if use_cache and config.mode == "generate" else None
-    run.cache = cache
-    start = time.monotonic()
-    try:
-        run.bind(store)
-        shown = [BUNDLED_WARNING] if is_bundled(config.model, run.model) else []
-        if shown and config.progress != "off":
-            print(f"personae: warning: {BUNDLED_WARNING}", file=sys.stderr, flush=True)
-
-        async def main() -> None:
-            try:
-                await run.run()
-            finally:
-                if model is None:
-                    await run.aclose()
-
-        asyncio.run(main())
-        summary = summarise_once(
-            store, [store.counts(), config.items, config.limit], start,
-            failed=bool(run.outcome.failures),
-            write=lambda elapsed: write_outputs(run, failures=run.outcome.failures,
-                                                duration_s=elapsed))
-        return SurveyResult(run_dir, summary, run.outcome.failures, run.outcome.model_calls,
-                            shown)
-    finally:
-        store.close()
-        if cache is not None:
-            cache.close()
-
-
-def write_outputs(run: SurveyRun, *, failures: list[str] | None = None,
-                  duration_s: float | None = None) -> dict[str, Any]:
-    """(Re)write ``summary.json`` and ``report.html`` from the stored answers."""
-    from personae.report.survey import write_survey_report
-    from personae.survey.summary import build_summary
-
-    store = run.store
-    if duration_s is None:
-        duration_s = float(store.get_meta("duration_s") or 0)
-    summary = build_summary(run, failures=failures or [], duration_s=duration_s)
-    atomic_write(store.run_dir / "summary.json",
-                 json.dumps(summary, indent=2, ensure_ascii=False))
-    write_survey_report(summary, store.run_dir)
-    return summary
-
+    return run(SurveyKind(config, model=model), out, use_cache=use_cache)

@@ -24,13 +24,13 @@ from personae.instruments.reliability import cronbach_alpha, mcdonald_omega
 from personae.instruments.robustness import variant_spread
 from personae.instruments.scoring import acquiescence_index, score_answers
 from personae.instruments.shaping import LEVELS
-from personae.models.spec import is_bundled
 from personae.persona import Persona
 from personae.stats import mean_ci, proportion_ci
 from personae.stats.correlation import Correlation, pearson_ci, spearman_ci
 
 if TYPE_CHECKING:
-    from personae.survey.run import SurveyRun
+    from personae.runtime.store import RunStore
+    from personae.survey.run import SurveyPlan
 
 LOW_COVERAGE = 0.5
 # Acquiescence beyond this share of its range (±2 on a 1-5 scale, so 0.5) is called out:
@@ -294,13 +294,12 @@ def declared_section(q: Questionnaire, personas: Sequence[Persona],
     return declared_vs_measured(levels, domains_of(q), variant=variant)
 
 
-def build_summary(run: SurveyRun, *, failures: Sequence[str] = (),
-                  duration_s: float = 0.0) -> dict[str, Any]:
-    """The whole summary of a survey run, ready for ``summary.json`` and the report."""
-    from personae.survey.run import BUNDLED_WARNING
-
+def build_summary(run: SurveyPlan, store: RunStore, *, failures: Sequence[str] = (),
+                  notes: Sequence[str] = ()) -> dict[str, Any]:
+    """The whole summary of a survey run from its plan and stored answers, ready for
+    ``summary.json`` and the report; ``notes`` lead its warnings (e.g. the bundled model's)."""
     q, cfg = run.questionnaire, run.config
-    stored = run.stored()
+    stored = run.stored(store)
     admins: list[dict[str, Any]] = []
     keyed: list[dict[str, float]] = []
     drill: list[dict[str, Any]] = []
@@ -329,9 +328,7 @@ def build_summary(run: SurveyRun, *, failures: Sequence[str] = (),
                           for a in answers]
     n_unparsable = sum(a.value is None for a in all_answers)
     coverage = [a.coverage for a in all_answers if a.coverage is not None]
-    warnings: list[str] = []
-    if is_bundled(cfg.model, run.model):
-        warnings.append(BUNDLED_WARNING)
+    warnings: list[str] = list(notes)
     if n_unparsable:
         warnings.append(f"{n_unparsable} of {len(all_answers)} answers were unparsable or "
                         "refused; they are left out of the scores (never counted as a value) "
@@ -359,12 +356,10 @@ def build_summary(run: SurveyRun, *, failures: Sequence[str] = (),
     truncated = len(drill) > MAX_DRILL_ROWS
     expected = sum(len(r.items or run.items) for r in run.respondents) * len(run.variants)
     return {
-        "schema_version": 1,
-        "kind": "survey",
         "run": {
-            "run_dir": str(run.store.run_dir), "created": run.store.get_meta("created"),
+            "run_dir": str(store.run_dir), "created": store.get_meta("created"),
             "personae_version": __version__, "model": cfg.model, "model_identity":
-            run.model.identity, "instrument": cfg.instrument, "questionnaire": q.name,
+            store.config().get("model_identity"), "instrument": cfg.instrument, "questionnaire": q.name,
             "title": q.title or q.name, "source": q.source, "licence": q.licence,
             "mode": cfg.mode, "variants": [v.id for v in run.variants],
             "variant_prompts": {v.id: v.prompt_id for v in run.variants},
@@ -374,7 +369,7 @@ def build_summary(run: SurveyRun, *, failures: Sequence[str] = (),
             "block_size": cfg.block_size,
             "counts": {"answers": len(all_answers), "expected": expected,
                        "unparsable": n_unparsable, "failed_calls": len(failures)},
-            "duration_s": round(duration_s, 1),
+            "duration_s": round(float(store.get_meta("duration_s") or 0), 1),
         },
         "warnings": warnings,
         "domains": [{"id": d, "name": n} for d, n in domains_of(q)],

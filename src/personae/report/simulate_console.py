@@ -9,6 +9,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
+from personae.report.console import print_warnings
 from personae.stats import MetricValue
 
 
@@ -17,9 +18,7 @@ def print_sim_summary(summary: Mapping[str, Any], *, console: Console | None = N
     """Warnings, stop reasons, then per agent: each metric's slope per turn and the first
     turn past its threshold."""
     console = console or Console(stderr=True)
-    for w in summary.get("warnings", []):
-        if w not in skip_warnings:
-            console.print(f"[bold red]! {w}[/]")
+    print_warnings(summary, console, skip_warnings)
     run = summary.get("run", {})
     reasons = ", ".join(f"{k} {v}" for k, v in (run.get("stop_reasons") or {}).items())
     console.print(f"{run.get('counts', {}).get('turns', 0)} turns in "

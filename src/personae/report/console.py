@@ -1,0 +1,79 @@
+"""The terminal summary of a run of any kind: warnings, then the kind's few tables, on
+stderr (stdout carries only the report's path, so it pipes).
+
+Run strings (persona names, warnings) are escaped: rich would read "[...]" in them as
+markup, and a stray "[/]" raises.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
+
+from rich.console import Console
+from rich.markup import escape
+from rich.table import Table
+
+from personae.stats import MetricValue
+
+
+def print_warnings(summary: Mapping[str, Any], console: Console,
+                   skip: Sequence[str] = ()) -> None:
+    """The summary's warnings in red, but those in ``skip`` (already shown at the start)."""
+    for w in summary.get("warnings", []):
+        if w not in skip:
+            console.print(f"[bold red]! {escape(str(w))}[/]")
+
+
+def print_summary(summary: Mapping[str, Any], *, console: Console | None = None,
+                  skip_warnings: Sequence[str] = ()) -> None:
+    """The terminal summary for ``summary``, by its kind."""
+    from personae.report.simulate_console import print_sim_summary
+    from personae.report.survey_console import print_survey_summary
+
+    printers: dict[str, Callable[..., None]] = {
+        "eval": print_eval_summary, "survey": print_survey_summary,
+        "simulate": print_sim_summary, "sweep": print_sweep_summary}
+    printer = printers.get(str(summary.get("kind")), print_eval_summary)
+    printer(summary, console=console or Console(stderr=True), skip_warnings=skip_warnings)
+
+
+def print_sweep_summary(summary: Mapping[str, Any], *, console: Console | None = None,
+                        skip_warnings: Sequence[str] = ()) -> None:
+    """Warnings, then the per-coefficient Markdown table and one verdict per measure."""
+    from personae.report.sweep import format_table
+
+    console = console or Console(stderr=True)
+    print_warnings(summary, console, skip_warnings)
+    console.out(format_table(summary), highlight=False)  # Markdown: not wrapped or styled
+
+
+def print_eval_summary(summary: Mapping[str, Any], *, console: Console | None = None,
+                       skip_warnings: Sequence[str] = ()) -> None:
+    """Warnings, the PersonaScore table by condition, deltas, C-scores and the judges'
+    reliability verdict."""
+    console = console or Console(stderr=True)
+    print_warnings(summary, console, skip_warnings)
+    mv = lambda d: str(MetricValue(**d)) if d else "—"
+    fid = summary.get("fidelity")
+    if fid:
+        table = Table(title="PersonaScore (1–5, mean [95% CI] n)")
+        table.add_column("task")
+        conds = list(fid["by_condition"])
+        for c in conds:
+            table.add_column(c)
+        for task in fid["tasks"]:
+            table.add_row(task, *(mv(fid["by_condition"][c]["tasks"].get(task)) for c in conds))
+        table.add_row("[bold]PersonaScore", *(mv(fid["by_condition"][c]["persona_score"])
+                                              for c in conds))
+        console.print(table)
+        for control, d in fid["deltas"].items():
+            console.print(f"persona − {control}: {mv(d['persona_score'])}")
+    cons = summary.get("consistency")
+    if cons:
+        console.print("C-score: " + ", ".join(f"{c} {mv(v)}"
+                                                for c, v in cons["by_condition"].items()))
+    rel = summary.get("reliability")
+    if rel:
+        colour = "green" if rel["reliable"] else "bold red"
+        console.print(f"[{colour}]judge reliability: {rel['verdict']}[/]")
