@@ -50,7 +50,7 @@ def test_readme_block_runs(line: int, code: str, tmp_path: Path,
     _given_files(code, tmp_path)
     # Padded so a traceback names the README's own line numbers.
     source = "\n" * (line - 1) + code
-    exec(compile(source, str(README), "exec"), {"__name__": "__readme__"})  # noqa: S102
+    exec(compile(source, str(README), "exec"), {"__name__": "__readme__"})
 
 
 def test_blocks_are_found_with_their_line_numbers() -> None:

@@ -13,7 +13,7 @@ import pytest
 
 from tests.conftest import run_cli
 from tests.integration.conftest import chat_requests
-from tests.report.test_browser import driver  # noqa: F401 - the headless Chromium fixture
+from tests.report.test_browser import driver
 
 pytestmark = [pytest.mark.server, pytest.mark.model]
 
@@ -57,7 +57,7 @@ def test_same_command_line_on_bundled_and_a_real_server(runs: dict[str, Path]) -
 
 
 @pytest.mark.browser
-def test_real_run_report_renders_in_chromium(runs: dict[str, Path], driver,  # noqa: F811
+def test_real_run_report_renders_in_chromium(runs: dict[str, Path], driver,
                                              tmp_path: Path) -> None:
     from selenium.webdriver.common.by import By
 

@@ -16,8 +16,8 @@ FAST = RetryPolicy(max_attempts=3, base_delay=0.001, max_delay=0.01)
 HI = [Message(role="system", content="Be Ana."), Message(role="user", content="hi")]
 
 
-def run(srv: LoopbackServer, coro_fn, **runner_kw):  # noqa: ANN001, ANN201
-    async def main():  # noqa: ANN202
+def run(srv: LoopbackServer, coro_fn, **runner_kw):
+    async def main():
         model = load_model(f"openai:test@{srv.base_url}")
         try:
             return await coro_fn(Runner(model, retry=FAST, progress="off", **runner_kw))

@@ -44,7 +44,7 @@ def test_unknown_and_bad_options() -> None:
         load_model("bundled?n_ctx=lots")
 
 
-def test_missing_model_files(tmp_path) -> None:  # noqa: ANN001
+def test_missing_model_files(tmp_path) -> None:
     with pytest.raises(InputError, match="no such GGUF file"):
         load_model(f"llamacpp:{tmp_path}/none.gguf")
     fake = tmp_path / "fake.gguf"

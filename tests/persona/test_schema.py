@@ -69,5 +69,5 @@ def test_save_then_load_round_trips(tmp_path_factory: pytest.TempPathFactory,
     path = tmp_path_factory.mktemp("rt") / f"people{suffix}"
     save_personas(ps, path)
     back = load_personas(path)
-    strip = lambda p: p.model_dump(exclude={"source"})  # noqa: E731
+    strip = lambda p: p.model_dump(exclude={"source"})
     assert [strip(p) for p in back] == [strip(p) for p in ps]

@@ -21,7 +21,7 @@ from personae.report.simulate import (
     render_simulate_html,
 )
 from tests.report.test_browser import (  # the headless Chromium fixture
-    driver,  # noqa: F401
+    driver,
     open_report,
 )
 from tests.report.test_html import parse, section
@@ -290,7 +290,7 @@ def test_formatters() -> None:
 
 
 @pytest.mark.browser
-def test_simulate_report_in_headless_chromium(driver: WebDriver,  # noqa: F811
+def test_simulate_report_in_headless_chromium(driver: WebDriver,
                                               summary: dict[str, Any], tmp_path: Path) -> None:
     from selenium.webdriver.common.by import By
 

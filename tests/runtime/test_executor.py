@@ -44,7 +44,7 @@ class Probe(BaseBackend):
         finally:
             self.in_flight -= 1
 
-    async def chat_batch(self, requests):  # noqa: ANN001, ANN201
+    async def chat_batch(self, requests):
         self.batches.append(len(requests))
         return [Completion(text="echo " + m[-1].content) for m, _ in requests]
 
@@ -134,7 +134,7 @@ def test_rate_limit_spaces_out_calls() -> None:
 
 
 class Exploding(Probe):
-    async def chat(self, messages, params):  # noqa: ANN001, ANN201
+    async def chat(self, messages, params):
         self.calls += 1
         if messages[-1].content == "0":
             raise ValueError("bug in the backend")
@@ -166,7 +166,7 @@ def test_thread_backend_timeouts_are_not_retried() -> None:
     class Blocking(Probe):
         retry_timeouts = False
 
-        async def chat(self, messages, params):  # noqa: ANN001, ANN201
+        async def chat(self, messages, params):
             self.calls += 1
             await asyncio.to_thread(time.sleep, 0.3)
             return Completion(text="late")

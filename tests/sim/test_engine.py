@@ -293,7 +293,7 @@ def test_judge_policy_asks_in_words_when_the_judge_has_no_probabilities(
     class Words(ScriptedModel):
         probes = 0
 
-        async def score_choices(self, *a: object, **k: object):  # noqa: ANN202
+        async def score_choices(self, *a: object, **k: object):
             self.probes += 1
             raise CapabilityError("no logprobs")
 

@@ -13,11 +13,11 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
+from personae.cli.steer import app as apply_app
 from personae.errors import InputError
 from personae.models import ChatParams, Message, load_model, request_key
 from personae.models.hf import HFModel
 from personae.models.hooks import apply_steering, decoder_layers, steering
-from personae.cli.steer import app as apply_app
 from personae.vectors.file import PersonaVector, load_vector
 from personae.vectors.spec import load_steer_spec, parse_steer_spec
 from personae.vectors.steering import Steering, steerings_for

@@ -12,8 +12,8 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
-from personae.errors import InputError
 from personae.cli.steer import app
+from personae.errors import InputError
 from personae.steer.extract import (
     contrast,
     encode,
@@ -173,14 +173,14 @@ def test_mounted_cli_prints_one_line_and_exits_2(tmp_path: Path) -> None:
 # -- the bundled model (few tokens) --------------------------------------------------------
 
 @pytest.fixture(scope="module")
-def hf():  # noqa: ANN201
+def hf():
     from personae.models import load_model
 
     return load_model("hf:bundled")
 
 
 @pytest.mark.model
-def test_extract_save_reload_and_cache(hf, tmp_path: Path) -> None:  # noqa: ANN001
+def test_extract_save_reload_and_cache(hf, tmp_path: Path) -> None:
     from personae.steer.extract import extract_vectors
     from personae.vectors.file import POSITIONS, load_vector
 
@@ -241,7 +241,7 @@ def test_extract_save_reload_and_cache(hf, tmp_path: Path) -> None:  # noqa: ANN
 
 
 @pytest.mark.model
-def test_vector_row_L_is_the_output_of_block_L(hf) -> None:  # noqa: ANN001
+def test_vector_row_L_is_the_output_of_block_L(hf) -> None:
     """Against `HFModel.hidden_states` (one unbatched forward): row L of the vector comes
     from hidden_states row L + 1; the last block is read before the final norm."""
     import torch

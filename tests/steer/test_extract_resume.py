@@ -68,7 +68,7 @@ def _start(args: list[str], *, ctrl_c: bool = False) -> subprocess.Popen[str]:
                                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     return subprocess.Popen([sys.executable, "-m", "personae", *args], text=True,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            preexec_fn=default_sigint)  # noqa: PLW1509 (sets one handler)
+                            preexec_fn=default_sigint)
 
 
 def _wait_for(proc: subprocess.Popen[str], db: Path, n: int, timeout: float = 300) -> set[str]:

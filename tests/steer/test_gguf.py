@@ -9,10 +9,10 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
+from personae.cli.steer import app as apply_app
 from personae.errors import InputError
 from personae.models import ChatParams, Message, bundled_gguf_path, load_model, request_key
 from personae.models.hf import HFModel
-from personae.cli.steer import app as apply_app
 from personae.vectors.file import PersonaVector
 from personae.vectors.gguf import cvec_buffer, export_control_vector, load_control_vector
 from personae.vectors.steering import Steering, layer_deltas, steerings_for

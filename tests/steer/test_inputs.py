@@ -11,9 +11,9 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
+from personae.cli.steer import app
 from personae.errors import InputError
 from personae.runtime.store import RunStore
-from personae.cli.steer import app
 from personae.vectors.file import PersonaVector
 from tests.conftest import require
 

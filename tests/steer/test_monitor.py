@@ -11,8 +11,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from typer.testing import CliRunner
 
-from personae.errors import InputError
 from personae.cli.steer import app
+from personae.errors import InputError
 from personae.steer.monitor import load_transcript, plan_windows
 from personae.vectors.file import PersonaVector
 from personae.vectors.projection import Projection, project
@@ -248,7 +248,7 @@ def test_agents_are_only_for_simulate_transcripts(tmp_path: Path) -> None:
 # -- the bundled model ---------------------------------------------------------------------
 
 @pytest.fixture(scope="module")
-def hf():  # noqa: ANN201
+def hf():
     from personae.models import load_model
 
     return load_model("hf:bundled")
@@ -261,7 +261,7 @@ def _random_vector() -> PersonaVector:
 
 
 @pytest.mark.model
-def test_transcript_scores_match_an_independent_forward(hf, tmp_path: Path) -> None:  # noqa: ANN001
+def test_transcript_scores_match_an_independent_forward(hf, tmp_path: Path) -> None:
     from personae.models import Message
     from personae.models.whitebox import score_responses
     from personae.steer.monitor import score_transcript
@@ -295,7 +295,7 @@ def test_transcript_scores_match_an_independent_forward(hf, tmp_path: Path) -> N
 
 
 @pytest.mark.model
-def test_monitor_cli_writes_json_lines(hf, tmp_path: Path) -> None:  # noqa: ANN001
+def test_monitor_cli_writes_json_lines(hf, tmp_path: Path) -> None:
     vec_path = _random_vector().save(tmp_path / "r.safetensors")
     t = tmp_path / "t.jsonl"
     t.write_text("\n".join(json.dumps(m) for m in CONV))
@@ -315,7 +315,7 @@ def test_monitor_cli_writes_json_lines(hf, tmp_path: Path) -> None:  # noqa: ANN
 
 
 @pytest.mark.model
-def test_steering_along_the_vector_raises_its_projection(hf) -> None:  # noqa: ANN001
+def test_steering_along_the_vector_raises_its_projection(hf) -> None:
     """End to end: a model steered by ``coef × unit(v[L])`` at block L projects exactly
     ``coef`` higher on v at layer L (the hook adds to what the monitor reads)."""
     from personae.models import Message
@@ -337,7 +337,7 @@ def test_steering_along_the_vector_raises_its_projection(hf) -> None:  # noqa: A
 
 @pytest.mark.model
 def test_monitor_scores_each_agent_of_a_simulate_transcript_in_its_own_view(
-        hf, tmp_path: Path) -> None:  # noqa: ANN001
+        hf, tmp_path: Path) -> None:
     from personae.models.whitebox import score_responses
     from personae.steer.monitor import load_views
 

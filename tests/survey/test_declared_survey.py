@@ -18,8 +18,8 @@ from personae.instruments import Item, load_questionnaire
 from personae.models import ChatParams, ChoiceScores, Completion, Message
 from personae.models.base import BACKEND_CAPABILITIES, BaseBackend
 from personae.persona import Persona, resolve_personas
-from personae.report.survey import render_survey_html
 from personae.report import render_report
+from personae.report.survey import render_survey_html
 from personae.report.survey_console import print_survey_summary
 from personae.survey.run import SurveyConfig, run_survey
 from personae.survey.summary import (

@@ -234,7 +234,7 @@ class BaseBackend:
     async def aclose(self) -> None:
         return None
 
-    async def __aenter__(self):  # noqa: ANN204
+    async def __aenter__(self):
         return self
 
     async def __aexit__(self, *exc: object) -> None:

@@ -67,7 +67,7 @@ def import_torch() -> Any:
     os.environ["HF_HUB_OFFLINE"] = "1"
     try:
         import torch
-        import transformers  # noqa: F401
+        import transformers
     except ImportError:
         raise InputError("the hf backend needs torch and transformers: install torch==2.13.0, "
                          "then pip install 'personae[local]'") from None

@@ -7,7 +7,20 @@ from personae.persona.sample import load_bundled, resolve_personas
 from personae.persona.schema import BigFive, Demographics, Persona, Population, Source
 
 __all__ = [
-    "BigFive", "BUILTIN_TEMPLATES", "Demographics", "detect_format", "FORMATS", "load_bundled",
-    "load_personas", "load_population", "load_template", "Persona", "Population",
-    "render_system_prompt", "resolve_personas", "save_personas", "Source", "Template",
+    "BUILTIN_TEMPLATES",
+    "FORMATS",
+    "BigFive",
+    "Demographics",
+    "Persona",
+    "Population",
+    "Source",
+    "Template",
+    "detect_format",
+    "load_bundled",
+    "load_personas",
+    "load_population",
+    "load_template",
+    "render_system_prompt",
+    "resolve_personas",
+    "save_personas",
 ]

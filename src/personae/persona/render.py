@@ -47,7 +47,7 @@ class Template:
         }
         try:
             return self.compiled.render(context).strip()
-        except Exception as exc:  # noqa: BLE001
+        except Exception as exc:
             # Whatever a template does wrong (undefined name, 1/0, a huge range, runaway
             # recursion), it is the template's fault: bad input, not a crash.
             raise InputError(f"template {self.name}{_template_line(exc)}: "

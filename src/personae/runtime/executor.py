@@ -146,7 +146,7 @@ class Runner:
                 # requests have all been sent (and paid for).
                 await run_pool(_batches(enumerate(requests), batch_size), self._resolve,
                                limit=self.concurrency, on_result=deliver, catch=())
-            except Exception as exc:  # noqa: BLE001 - handed to the consumer, which raises it
+            except Exception as exc:
                 await out.put(_Failure(exc))
                 return
             await out.put(_DONE)

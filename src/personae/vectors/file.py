@@ -196,7 +196,7 @@ def _load_persona_vectors_pt(p: Path, trait: str | None) -> PersonaVector:
     try:
         # weights_only: a .pt file is a pickle; never let one run code.
         data = torch.load(p, map_location="cpu", weights_only=True)
-    except Exception as exc:  # noqa: BLE001 - torch raises many types for a bad file
+    except Exception as exc:
         raise InputError(f"{p}: not a readable .pt tensor file ({type(exc).__name__})") from None
     if not isinstance(data, torch.Tensor) or data.ndim != 2 or data.shape[0] < 2:
         raise InputError(f"{p}: expected one tensor of shape (num_layers + 1, hidden) as "

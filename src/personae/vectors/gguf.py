@@ -122,7 +122,7 @@ def load_control_vector(path: str | Path) -> PersonaVector:
         raise InputError(f"{p}: no such control vector file")
     try:
         reader = gguf.GGUFReader(str(p))
-    except Exception as exc:  # noqa: BLE001 - the reader raises many types for a bad file
+    except Exception as exc:
         raise InputError(f"{p}: not a readable GGUF file ({type(exc).__name__})") from None
     arch = _field_text(reader, "general.architecture")
     if arch != ARCH:
