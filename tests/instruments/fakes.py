@@ -9,7 +9,8 @@ from collections.abc import Callable, Sequence
 
 from personae.errors import CapabilityError, RunError
 from personae.models import ChatParams, ChoiceScores, Completion, Message
-from personae.models.base import BACKEND_CAPABILITIES, BaseBackend
+from personae.models.base import BaseBackend
+from personae.models.registry import BACKENDS
 
 _OPTION = re.compile(r'(\d+) = "([^"]+)"')
 
@@ -28,7 +29,7 @@ class FakeModel(BaseBackend):
     """
 
     backend = "scripted"
-    capabilities = BACKEND_CAPABILITIES["scripted"]
+    capabilities = BACKENDS["scripted"].capabilities
 
     def __init__(self, pick: Callable[[Sequence[Message]], str], *, confidence: float = 0.8,
                  fail_after: int | None = None, prefill_ok: bool = True,

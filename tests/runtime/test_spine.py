@@ -127,3 +127,36 @@ def test_a_store_from_a_newer_personae_is_refused(tmp_path: Path) -> None:
         RunStore(tmp_path)
     proc = run_cli("report", str(tmp_path))
     assert_one_line_error(proc, 2, "written by a newer personae")
+
+
+@pytest.mark.local  # MiniLM similarity, computed while the simulation runs
+def test_similarity_is_stored_by_the_run_so_the_summary_needs_no_embedder(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from personae.models.scripted import ScriptedModel
+    from personae.sim import SimConfig, run_simulation
+
+    lines = iter(["Hello!", "I fix cars in Enugu.", "Nice, I travel.", "Welcome, then."])
+    model = ScriptedModel(lambda msgs, p: next(lines))
+    cfg = SimConfig(model="scripted:doc", judge=None, metrics=["similarity", "echo"], turns=4,
+                    progress="off")
+    first = run_simulation(cfg, tmp_path / "run", model=model, use_cache=False).summary
+    turns = [t for t in first["conversations"][0]["turns"] if t["metrics"]]
+    assert turns and all(t["metrics"]["similarity"] is not None for t in turns)
+    import personae.models.embeddings as embeddings
+
+    def refuse(*args: object, **kwargs: object) -> None:
+        raise AssertionError("the embedding model was loaded")
+
+    monkeypatch.setattr(embeddings, "embed", refuse)
+    again = rewrite_report(tmp_path / "run")
+    assert again["conversations"] == first["conversations"] and again["groups"] == \
+        first["groups"]
+    # A run stored without them (as before they were stored) says so instead of guessing.
+    db = sqlite3.connect(tmp_path / "run" / "run.sqlite3")
+    with db:
+        db.execute("DELETE FROM records WHERE kind = 'similarity'")
+    db.close()
+    bare = rewrite_report(tmp_path / "run")
+    assert any("similarity and echo are missing for" in w for w in bare["warnings"])
+    assert all(t["metrics"].get("similarity") is None
+               for t in bare["conversations"][0]["turns"])

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from personae.errors import InputError
-from personae.report import render_report
+from personae.report import render_report, rewrite_report
 from personae.report.sweep import format_table
 from personae.runtime.store import RunStore
 from personae.steer.sweep import (
@@ -102,7 +102,8 @@ def test_summary_from_records_moves_text_and_flags_incoherent_coefficients(
 
 
 @pytest.mark.model
-def test_sweep_runs_on_the_bundled_model_and_resumes_without_new_work(tmp_path: Path) -> None:
+def test_sweep_runs_on_the_bundled_model_and_resumes_without_new_work(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     rng = np.random.default_rng(0)
     vec = PersonaVector.from_array(rng.standard_normal((30, 576)).astype(np.float32),
                                    trait="extroverted", model="test", position="response_avg",
@@ -133,6 +134,26 @@ def test_sweep_runs_on_the_bundled_model_and_resumes_without_new_work(tmp_path: 
     assert store.counts() == counts
     store.close()
     assert json.dumps(again.summary["rows"]) == json.dumps(summary["rows"])
+    # `personae report` and `export` read the records alone: no model is loaded, and the
+    # trait and questionnaire the scale came from are not read again.
+    import sys
+
+    def refuse(*args: object, **kwargs: object) -> None:
+        raise AssertionError("a model was loaded")
+
+    for module in list(sys.modules.values()):
+        if (getattr(module, "__name__", "") or "").startswith("personae") \
+                and callable(getattr(module, "load_model", None)):
+            monkeypatch.setattr(module, "load_model", refuse)
+    (tmp_path / "run" / "report.html").unlink()
+    rewritten = rewrite_report(tmp_path / "run")
+    assert rewritten["rows"] == json.loads(json.dumps(summary["rows"]))
+    assert rewritten["instrument"] == summary["instrument"]
+    assert "personae steer sweep report" in (tmp_path / "run" / "report.html").read_text()
+    proc = run_cli("export", str(tmp_path / "run"))
+    assert proc.returncode == 0, proc.stderr
+    assert sorted(Path(x).name for x in proc.stdout.split()) == [
+        "item.jsonl", "measure.jsonl", "response.jsonl"]
 
 
 def test_sweep_cli_rejects_a_missing_vector_and_a_layer_out_of_range(tmp_path: Path) -> None:

@@ -16,7 +16,8 @@ from rich.console import Console
 from personae.cli import main
 from personae.instruments import Item, load_questionnaire
 from personae.models import ChatParams, ChoiceScores, Completion, Message
-from personae.models.base import BACKEND_CAPABILITIES, BaseBackend
+from personae.models.base import BaseBackend
+from personae.models.registry import BACKENDS
 from personae.persona import Persona, resolve_personas
 from personae.report import render_report
 from personae.report.survey import render_survey_html
@@ -47,7 +48,7 @@ class TraitFollower(BaseBackend):
     level is half the probability on each digit either side: its expected value."""
 
     backend = "scripted"
-    capabilities = BACKEND_CAPABILITIES["scripted"]
+    capabilities = BACKENDS["scripted"].capabilities
     max_concurrency = 4
 
     def __init__(self, personas: Sequence[Persona]) -> None:

@@ -223,19 +223,6 @@ def sweep(
 VectorOpt = Annotated[Path, typer.Option("--vector", "-v", help="A personae vector "
                                          "(.safetensors + .json), a persona_vectors .pt file, "
                                          "or a llama.cpp control vector (.gguf).")]
-STEERABLE = ("hf", "llamacpp")
-
-
-def steer_option(vector: Path, layers: list[int], coef: float, relative: bool) -> str:
-    """The ``steer=`` model option for one vector at several layers.
-
-    >>> steer_option(Path("v.safetensors"), [8, 12], 4.0, True)
-    'v.safetensors:8:4r,v.safetensors:12:4r'
-    """
-    if not layers:
-        raise InputError("--layer is required (decoder block, from 0)")
-    rel = "r" if relative else ""
-    return ",".join(f"{vector}:{layer}:{coef:g}{rel}" for layer in layers)
 
 
 @app.command("apply")
@@ -255,29 +242,27 @@ def apply(
     seed: Annotated[int, typer.Option(min=0, max=2**31 - 1)] = 0,
 ) -> None:
     """Print the model's reply to PROMPT with the vector added at the chosen layers."""
-    from personae.models import ChatParams, Message, load_model, parse_model_spec
-    from personae.vectors.spec import load_steer_spec, load_steering_file
+    from personae.models import Capability, ChatParams, Message, load_model, parse_model_spec
+    from personae.models.registry import backend, backends_with
+    from personae.vectors.spec import load_steering_file
+    from personae.vectors.steering import Steering
 
     text = " ".join(prompt).strip()
     if not text:
         raise InputError("the prompt is empty")
     parsed = parse_model_spec(model)
-    if parsed.backend not in STEERABLE:
-        raise InputError(f"model {model!r}: steering needs the hf or llamacpp backend "
-                         "(hf:bundled, bundled)")
-    if parsed.backend == "llamacpp" and 0 in layer:
-        raise InputError("--layer 0: llama.cpp cannot steer block 0 (its control vectors start "
-                         "at block 1); use an hf: model or another layer")
+    if Capability.STEERING not in backend(parsed.backend).capabilities:
+        raise InputError(f"model {model!r}: steering needs one of the backends "
+                         f"{', '.join(backends_with(Capability.STEERING))} (hf:bundled, "
+                         "bundled)")
+    if not layer:
+        raise InputError("--layer is required (decoder block, from 0)")
     vec, normalize = load_steering_file(vector)
-    for i in layer:
-        vec.check_layer(i)
     if relative:
         require_residual_norms(vec, vector, normalize=normalize)
-    option = steer_option(vector, layer, coef, relative)
-    if parsed.options.get("steer"):
-        option = f"{parsed.options['steer']},{option}"
-    load_steer_spec(option)  # the whole steering, checked before the model loads
-    backend = load_model(parsed, steer=option)
+    # Checked before the model loads: each Steering checks its layer and norms.
+    steerings = [Steering(vec, i, coef, relative, normalize) for i in layer]
+    backend = load_model(parsed, steerings=steerings)
     messages = ([Message(role="system", content=system)] if system else []) + [
         Message(role="user", content=text)]
     params = ChatParams(max_tokens=max_tokens, temperature=temperature, seed=seed)

@@ -16,7 +16,7 @@ import random
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from functools import partial
-from typing import Any
+from typing import Any, NamedTuple
 
 from personae.errors import InputError, RunError
 from personae.evals import atomic, personagym, reliability
@@ -33,16 +33,16 @@ from personae.runtime import ChatRequest, ResponseCache, Runner
 from personae.runtime.pool import run_pool
 from personae.runtime.progress import ProgressReporter
 from personae.runtime.spine import Display, Outcome
-from personae.runtime.store import RunStore
+from personae.runtime.store import Key, RunStore, StoredKeys, encode_key
 
-Records = list[tuple[str, str, dict[str, Any]]]
+Records = list[tuple[str, Key | str, dict[str, Any]]]  # (record kind, key, record)
 
 
 @dataclass
 class ChatJob:
     """One model call and how to turn its completion into stored records."""
 
-    keys: list[tuple[str, str]]
+    keys: list[tuple[str, Key | str]]  # (record kind, key) of each record it yields
     messages: list[Message]
     params: ChatParams
     records: Callable[[Completion], Records]
@@ -56,7 +56,7 @@ class ClosedJob:
     counted as unparsable)."""
 
     kind: str
-    key: str
+    key: Key
     question: ClosedQuestion
     base: dict[str, Any]
     field: str
@@ -80,8 +80,16 @@ def load_run_personas(config: EvalConfig) -> tuple[list[Persona], str]:
     return personas[: config.limit], personas_digest(personas)
 
 
-def response_key(probe: Probe, condition: str, sample: int = 0) -> str:
-    return f"{probe.id}|{condition}|{sample}"
+class ResponseKey(NamedTuple):
+    """The key of a subject response; records about a response extend it."""
+
+    probe_id: str
+    condition: str
+    sample: int
+
+
+def response_key(probe: Probe, condition: str, sample: int = 0) -> ResponseKey:
+    return ResponseKey(probe.id, condition, sample)
 
 
 class EvalRun:
@@ -161,7 +169,7 @@ class EvalRun:
 
     # -- stage runners -------------------------------------------------------------------
     async def chat_stage(self, label: str, spec: str, jobs: Iterable[ChatJob]) -> None:
-        stored: dict[str, set[str]] = {}
+        stored: dict[str, StoredKeys] = {}
         for job in (jobs := list(jobs)):
             for kind, _ in job.keys:
                 if kind not in stored:
@@ -314,7 +322,7 @@ class EvalRun:
         for p in personas:
             settings = (self.store.get("settings", p.id) or {}).get("settings", [])
             for task in cfg.tasks:
-                key = f"{p.id}|{task}"
+                key = (p.id, task)
                 jobs.append(ChatJob(
                     [("questions", key)],
                     personagym.question_messages(describe(p), task, settings, n=cfg.per_task),
@@ -326,7 +334,7 @@ class EvalRun:
         probes: list[Probe] = []
         for p in personas:
             for task in cfg.tasks:
-                stored = self.store.get("questions", f"{p.id}|{task}") or {}
+                stored = self.store.get("questions", (p.id, task)) or {}
                 questions = stored.get("questions", [])
                 if not questions and stored:
                     self.outcome.notes.append(
@@ -359,7 +367,7 @@ class EvalRun:
                         self.response_record, key, probe, condition, sample, system)))
         await self.chat_stage("responses", self.config.model, jobs)
 
-    def response_record(self, key: str, probe: Probe, condition: str, sample: int,
+    def response_record(self, key: ResponseKey, probe: Probe, condition: str, sample: int,
                         system: str, c: Completion) -> Records:
         return [("response", key, {
             "persona_id": probe.persona_id, "probe_id": probe.id, "task": probe.task,
@@ -369,7 +377,8 @@ class EvalRun:
             "completion_tokens": c.completion_tokens, "latency_s": c.latency_s})]
 
     def responses(self, probes: Sequence[Probe], conditions: Sequence[str] = CONDITIONS,
-                  samples: Sequence[int] = (0,)) -> list[tuple[str, Probe, dict[str, Any]]]:
+                  samples: Sequence[int] = (0,)
+                  ) -> list[tuple[ResponseKey, Probe, dict[str, Any]]]:
         """Stored responses (key, probe, record) in probe order; missing ones are skipped."""
         out = []
         for probe in probes:
@@ -405,15 +414,18 @@ class EvalRun:
                                       self.grading_jobs(sample, self.judge, variant))
             await self.run_role_identification(sample)
 
-    def examples_key(self, probe: Probe) -> str:
-        return f"{probe.id}|{self.judge}"
+    def examples_key(self, probe: Probe) -> Key:
+        return (probe.id, self.judge)
 
-    def reliability_sample(self, planned: Sequence[tuple[str, Probe]]) -> list[tuple[str, Probe]]:
-        own = [item for item in planned if item[0].endswith("|persona|0")]
+    def reliability_sample(self, planned: Sequence[tuple[ResponseKey, Probe]]
+                           ) -> list[tuple[ResponseKey, Probe]]:
+        own = [item for item in planned if item[0][1:] == ("persona", 0)]
         k = min(self.config.reliability_sample, len(own))
-        return sorted(random.Random(self.config.seed).sample(own, k), key=lambda r: r[0])
+        # In the order of the stored keys' text, as runs have always drawn it.
+        return sorted(random.Random(self.config.seed).sample(own, k),
+                      key=lambda r: encode_key(r[0]))
 
-    def grading_jobs(self, planned: Sequence[tuple[str, Probe]], judge: str,
+    def grading_jobs(self, planned: Sequence[tuple[ResponseKey, Probe]], judge: str,
                      variant: str) -> list[ChatJob]:
         params = self.judge_params
         if variant.startswith("retest"):
@@ -421,9 +433,9 @@ class EvalRun:
             params = params.model_copy(update={"temperature": 1.0,
                                                "sample_index": int(variant[-1])})
         reverse = variant == "reversed"
-        groups: dict[tuple[str, str], list[tuple[str, Probe]]] = {}
+        groups: dict[tuple[str, str], list[tuple[ResponseKey, Probe]]] = {}
         for key, probe in planned:
-            groups.setdefault((probe.persona_id, key.split("|")[-2]), []).append((key, probe))
+            groups.setdefault((probe.persona_id, key.condition), []).append((key, probe))
         size = self.config.judge_batch
         jobs = []
         for group in groups.values():
@@ -438,7 +450,7 @@ class EvalRun:
                 jobs.append(self.grading_job(batch, judge, variant, params, reverse))
         return jobs
 
-    def grading_job(self, batch: list[tuple[str, Probe, dict[str, Any]]], judge: str,
+    def grading_job(self, batch: list[tuple[ResponseKey, Probe, dict[str, Any]]], judge: str,
                     variant: str, params: ChatParams, reverse: bool) -> ChatJob:
         items = []
         for _, probe, rec in batch:
@@ -447,20 +459,23 @@ class EvalRun:
                 probe.task, describe(self.by_id[probe.persona_id]), probe.question,
                 rec["text"], personagym.order_examples(examples.get("text", ""),
                                                        reverse=reverse)))
-        keys = [("judgement", f"{key}|{judge}|{variant}") for key, _, _ in batch]
+        keys: list[tuple[str, Key | str]] = [("judgement", (*key, judge, variant))
+                                             for key, _, _ in batch]
 
         def records(c: Completion) -> Records:
             scores = personagym.parse_batch_scores(c.text, len(batch))
             return [("judgement", jkey, {
-                "response_key": key, "persona_id": rec["persona_id"], "probe_id": probe.id,
-                "task": probe.task, "condition": rec["condition"], "judge": judge,
+                "response_key": encode_key(key), "persona_id": rec["persona_id"],
+                "probe_id": probe.id, "task": probe.task, "condition": rec["condition"],
+                "judge": judge,
                 "variant": variant, "score": score, "raw": c.text, "batch_size": len(batch),
                 "rubric_hash": short_hash(personagym.rubric(probe.task)), "seed": params.seed,
             }) for (_, jkey), (key, probe, rec), score in zip(keys, batch, scores, strict=True)]
 
         return ChatJob(keys, personagym.grading_messages(items), params, records)
 
-    async def run_role_identification(self, sample: Sequence[tuple[str, Probe]]) -> None:
+    async def run_role_identification(self, sample: Sequence[tuple[ResponseKey, Probe]]
+                                      ) -> None:
         if len(self.personas) < 2:
             return
         descriptions = [describe(p) for p in self.personas]
@@ -473,14 +488,15 @@ class EvalRun:
             if rec is None:
                 continue
             offered, answer = reliability.role_options(
-                index[probe.persona_id], descriptions, k=k, seed=f"{self.config.seed}|{key}")
+                index[probe.persona_id], descriptions, k=k,
+                seed=f"{self.config.seed}|{encode_key(key)}")
             jobs.append(ClosedJob(
-                "role", f"{key}|{self.judge}",
+                "role", (*key, self.judge),
                 ClosedQuestion(reliability.role_messages([descriptions[i] for i in offered],
                                                          probe.question, rec["text"]),
                                letters),
-                {"response_key": key, "persona_id": probe.persona_id, "judge": self.judge,
-                 "options": [self.personas[i].id for i in offered], "answer": answer},
+                {"response_key": encode_key(key), "persona_id": probe.persona_id,
+                 "judge": self.judge, "options": [self.personas[i].id for i in offered], "answer": answer},
                 "chosen", lambda s: letters.index(s.top),
                 lambda text: parse_letter(text, k)))
         await self.closed_stage("reliability: role identification", self.judge, jobs)
@@ -492,10 +508,10 @@ class EvalRun:
             facts = consistency.persona_facts(self.by_id[probe.persona_id])
             for i, fact in enumerate(facts[: self.config.max_facts]):
                 jobs.append(ClosedJob(
-                    "nli", f"{key}|fact{i}|{self.judge}",
+                    "nli", (*key, f"fact{i}", self.judge),
                     ClosedQuestion(consistency.nli_messages(rec["text"], fact),
                                    consistency.LABELS),
-                    {"response_key": key, "persona_id": probe.persona_id,
+                    {"response_key": encode_key(key), "persona_id": probe.persona_id,
                      "condition": rec["condition"], "fact": fact, "judge": self.judge},
                     "label", lambda s: s.top, consistency.parse_label))
         await self.closed_stage("consistency (NLI)", self.judge, jobs)
@@ -510,14 +526,14 @@ class EvalRun:
                 continue
             trait, _ = target
             for i, atom in enumerate(atomic.split_atoms(rec["text"])):
-                akey = f"{key}|atom{i}|{trait}|{self.judge}"
+                akey = (*key, f"atom{i}", trait, self.judge)
                 jobs.append(ChatJob(
                     [("atom", akey)], atomic.atom_judge_messages(trait, atom,
                                                                  question=probe.question),
                     self.judge_params,
                     lambda c, akey=akey, key=key, probe=probe, rec=rec, i=i, atom=atom, trait=trait:
                     [("atom", akey, {
-                        "response_key": key, "persona_id": probe.persona_id,
+                        "response_key": encode_key(key), "persona_id": probe.persona_id,
                         "probe_id": probe.id, "sample": rec["sample"], "index": i,
                         "atom": atom, "trait": trait, "judge": self.judge,
                         "score": atomic.parse_atom_score(c.text), "raw": c.text})]))

@@ -55,7 +55,7 @@ def parse_label(text: str) -> str | None:
     >>> parse_label("I am not sure") is None
     True
     """
-    words = {w for stem, w in _WORDS.items() if re.search(rf"\b{stem}", text, re.I)}
+    words = {w for stem, w in _WORDS.items() if re.search(rf"\b{stem}", text, re.IGNORECASE)}
     return words.pop() if len(words) == 1 else None
 
 

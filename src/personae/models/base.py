@@ -9,38 +9,18 @@ import math
 import threading
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from enum import StrEnum
-from typing import Any, Literal, Protocol, TypeVar, runtime_checkable
+from typing import TYPE_CHECKING, Any, Literal, Protocol, TypeVar, runtime_checkable
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from personae.errors import CapabilityError, InputError, RunError
+from personae.models.capability import Capability
+from personae.models.registry import backends_with
+
+if TYPE_CHECKING:
+    from personae.models.spec import ModelSpec
 
 T = TypeVar("T")
-
-
-class Capability(StrEnum):
-    CHAT = "chat"
-    LOGPROBS = "logprobs"  # top log-probabilities of generated tokens
-    SCORE_CHOICES = "score_choices"  # probabilities over a closed set of continuations
-    HIDDEN_STATES = "hidden_states"
-    STEERING = "steering"
-    BATCH = "batch"  # several requests in one forward pass
-
-
-# Which backends offer what, for error messages that tell the user where to go instead.
-BACKEND_CAPABILITIES: dict[str, frozenset[Capability]] = {
-    "llamacpp": frozenset({Capability.CHAT, Capability.LOGPROBS, Capability.SCORE_CHOICES,
-                           Capability.STEERING}),
-    "hf": frozenset({Capability.CHAT, Capability.LOGPROBS, Capability.SCORE_CHOICES,
-                     Capability.HIDDEN_STATES, Capability.STEERING, Capability.BATCH}),
-    "openai": frozenset({Capability.CHAT, Capability.LOGPROBS, Capability.SCORE_CHOICES}),
-    "scripted": frozenset({Capability.CHAT, Capability.SCORE_CHOICES, Capability.BATCH}),
-}
-
-
-def backends_with(capability: Capability) -> list[str]:
-    return [name for name, caps in BACKEND_CAPABILITIES.items() if capability in caps]
 
 
 class Message(BaseModel):
@@ -208,11 +188,17 @@ class BaseBackend:
     backend = "base"
     identity = "base"
     capabilities: frozenset[Capability] = frozenset({Capability.CHAT})
+    options_type: type[BaseModel] | None = None  # what the spec's ``?key=value`` may set
     max_concurrency = 1
     batch_size = 1
     # False for backends that compute in a worker thread: a timed-out call keeps running
     # there, so retrying it would only stack more work behind it.
     retry_timeouts = True
+
+    @classmethod
+    def from_spec(cls, spec: ModelSpec, **options: Any) -> Any:
+        """The backend for a parsed spec (its target and options)."""
+        return cls(spec.target, **options)
 
     def require(self, capability: Capability) -> None:
         require_capability(self, capability)

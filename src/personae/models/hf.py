@@ -32,7 +32,6 @@ from pydantic import BaseModel, ConfigDict
 
 from personae.errors import InputError, RunError
 from personae.models.base import (
-    BACKEND_CAPABILITIES,
     ChatParams,
     ChoiceScores,
     Completion,
@@ -43,6 +42,7 @@ from personae.models.base import (
 from personae.models.bundled import bundled_gguf_path, cache_dir, file_sha256
 from personae.models.hooks import apply_steering
 from personae.models.options import parse_options
+from personae.models.registry import BACKENDS
 from personae.vectors.spec import load_steer_spec
 from personae.vectors.steering import Steering, steering_identity
 
@@ -140,9 +140,11 @@ class HFModel(InProcessBackend):
     """
 
     backend = "hf"
-    capabilities = BACKEND_CAPABILITIES["hf"]
+    capabilities = BACKENDS["hf"].capabilities
+    options_type = HFOptions
 
-    def __init__(self, path: str = "bundled", **options: Any) -> None:
+    def __init__(self, path: str = "bundled", *, steerings: Sequence[Steering] = (),
+                 **options: Any) -> None:
         self.options = parse_options(HFOptions, self.backend, options)
         self.batch_size = self.options.batch_size
         self.source = path
@@ -155,8 +157,9 @@ class HFModel(InProcessBackend):
                 raise InputError(f"{path}: not a Hugging Face model folder (no config.json)")
             self.base_identity = (f"hf:{folder.name}:{_dir_identity(folder)}:"
                                   f"{self.options.dtype}")
+        # The spec's steering (``?steer=``) first, then what the caller passes as objects.
         self.steerings: tuple[Steering, ...] = (
-            tuple(load_steer_spec(self.options.steer)) if self.options.steer else ())
+            *(load_steer_spec(self.options.steer) if self.options.steer else ()), *steerings)
         self.identity = self.base_identity + steering_identity(self.steerings)
         super().__init__()
         self._weights = _Weights()

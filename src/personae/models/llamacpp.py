@@ -29,7 +29,6 @@ from pydantic import BaseModel, ConfigDict
 
 from personae.errors import InputError, RunError
 from personae.models.base import (
-    BACKEND_CAPABILITIES,
     ChatParams,
     ChoiceScores,
     Completion,
@@ -39,9 +38,10 @@ from personae.models.base import (
 )
 from personae.models.bundled import bundled_gguf_path, file_sha256
 from personae.models.options import parse_options
+from personae.models.registry import BACKENDS
 from personae.vectors.gguf import cvec_buffer
 from personae.vectors.spec import load_steer_spec
-from personae.vectors.steering import layer_deltas, steering_identity
+from personae.vectors.steering import Steering, layer_deltas, steering_identity
 
 
 class LlamaCppOptions(BaseModel):
@@ -95,9 +95,11 @@ class LlamaCppModel(InProcessBackend):
     """
 
     backend = "llamacpp"
-    capabilities = BACKEND_CAPABILITIES["llamacpp"]
+    capabilities = BACKENDS["llamacpp"].capabilities
+    options_type = LlamaCppOptions
 
-    def __init__(self, path: str = "bundled", **options: Any) -> None:
+    def __init__(self, path: str = "bundled", *, steerings: Sequence[Steering] = (),
+                 **options: Any) -> None:
         self.options = parse_options(LlamaCppOptions, self.backend, options)
         self.path = bundled_gguf_path() if path == "bundled" else Path(path)
         if not self.path.is_file():
@@ -106,10 +108,12 @@ class LlamaCppModel(InProcessBackend):
             if fh.read(4) != b"GGUF":
                 raise InputError(f"{self.path}: not a GGUF file")
         self.name = "bundled" if path == "bundled" else self.path.stem
-        self.steerings = tuple(load_steer_spec(self.options.steer)) if self.options.steer else ()
+        # The spec's steering (``?steer=``) first, then what the caller passes as objects.
+        self.steerings = (*(load_steer_spec(self.options.steer) if self.options.steer else ()),
+                          *steerings)
         if any(s.layer == 0 for s in self.steerings):
-            raise InputError(f"steer spec {self.options.steer}: llama.cpp cannot steer block 0 "
-                             "(its control vectors start at block 1); use the hf backend")
+            raise InputError("llama.cpp cannot steer block 0 (its control vectors start at "
+                             "block 1); use the hf backend")
         self.identity = (f"llamacpp:{self.path.name}:{file_sha256(self.path)[:16]}"
                          + steering_identity(self.steerings))
         super().__init__()
@@ -142,7 +146,7 @@ class LlamaCppModel(InProcessBackend):
         try:
             buf = cvec_buffer(layer_deltas(self.steerings), n_layer, n_embd)
         except InputError as exc:
-            raise InputError(f"steer spec {self.options.steer}: {exc}") from None
+            raise InputError(f"steering {steering_identity(self.steerings)}: {exc}") from None
         # The buffer starts at block 1 (row L - 1 is added after block L); apply to 1..last.
         rc = llama_cpp.llama_set_adapter_cvec(
             llm._ctx.ctx, buf.ctypes.data_as(ctypes.POINTER(ctypes.c_float)), buf.size, n_embd,

@@ -32,7 +32,6 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from personae.errors import CapabilityError, InputError, RunError
 from personae.models.base import (
-    BACKEND_CAPABILITIES,
     BaseBackend,
     ChatParams,
     ChoiceScores,
@@ -43,6 +42,8 @@ from personae.models.base import (
     validate_choices,
 )
 from personae.models.options import parse_options
+from personae.models.registry import BACKENDS
+from personae.models.spec import ModelSpec
 
 DEFAULT_API_KEY_ENV = "OPENAI_API_KEY"
 
@@ -68,7 +69,12 @@ class OpenAIModel(BaseBackend):
     """
 
     backend = "openai"
-    capabilities = BACKEND_CAPABILITIES["openai"]
+    capabilities = BACKENDS["openai"].capabilities
+    options_type = OpenAIOptions
+
+    @classmethod
+    def from_spec(cls, spec: ModelSpec, **options: Any) -> OpenAIModel:
+        return cls(spec.target, base_url=spec.base_url, **options)
 
     def __init__(self, model: str, *, base_url: str | None = None, **options: Any) -> None:
         self.options = parse_options(OpenAIOptions, self.backend, options)

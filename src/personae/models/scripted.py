@@ -27,7 +27,6 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from personae.errors import InputError, describe_validation
 from personae.models.base import (
-    BACKEND_CAPABILITIES,
     BaseBackend,
     ChatParams,
     ChoiceScores,
@@ -36,6 +35,8 @@ from personae.models.base import (
     validate_choices,
 )
 from personae.models.options import parse_options
+from personae.models.registry import BACKENDS
+from personae.models.spec import ModelSpec
 
 Responder = Callable[[Sequence[Message], ChatParams], str]
 
@@ -84,7 +85,8 @@ class ScriptedModel(BaseBackend):
     """
 
     backend = "scripted"
-    capabilities = BACKEND_CAPABILITIES["scripted"]
+    capabilities = BACKENDS["scripted"].capabilities
+    options_type = ScriptedOptions
 
     def __init__(
         self,
@@ -116,6 +118,10 @@ class ScriptedModel(BaseBackend):
         self.max_concurrency = max_concurrency
         self.batch_size = batch_size
         self.calls = 0
+
+    @classmethod
+    def from_spec(cls, spec: ModelSpec, **options: Any) -> ScriptedModel:
+        return cls.from_file(spec.target, **options)
 
     @classmethod
     def from_file(cls, path: str, **options: Any) -> ScriptedModel:

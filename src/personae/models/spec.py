@@ -19,10 +19,9 @@ from pydantic import BaseModel, ConfigDict
 
 from personae.errors import InputError
 from personae.models.base import Model
+from personae.models.registry import SPEC_FORMS, backend
 
 BACKENDS = ("bundled", "llamacpp", "hf", "openai", "scripted")
-SPEC_FORMS = ("bundled", "llamacpp:PATH.gguf", "hf:bundled", "hf:PATH",
-              "openai:MODEL[@BASE_URL]", "scripted:FILE")
 _OPENAI_RE = re.compile(r"^(?P<model>[^@]+?)(?:@(?P<url>https?://\S+))?$")
 
 
@@ -73,22 +72,9 @@ def load_model(spec: str | ModelSpec, **overrides: Any) -> Model:
     'llamacpp'
     """
     parsed = spec if isinstance(spec, ModelSpec) else parse_model_spec(spec)
-    opts: dict[str, Any] = {**parsed.options, **overrides}
-    if parsed.backend == "llamacpp":
-        from personae.models.llamacpp import LlamaCppModel
-
-        return LlamaCppModel(parsed.target, **opts)
-    if parsed.backend == "hf":
-        from personae.models.hf import HFModel
-
-        return HFModel(parsed.target, **opts)
-    if parsed.backend == "openai":
-        from personae.models.openai_compat import OpenAIModel
-
-        return OpenAIModel(parsed.target, base_url=parsed.base_url, **opts)
-    from personae.models.scripted import ScriptedModel
-
-    return ScriptedModel.from_file(parsed.target, **opts)
+    model: Model = backend(parsed.backend).model_class().from_spec(
+        parsed, **{**parsed.options, **overrides})
+    return model
 
 
 def is_bundled(spec: str, model: Model | None = None) -> bool:

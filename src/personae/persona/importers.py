@@ -13,7 +13,7 @@ from typing import Any
 
 FORMATS = ("personae", "personagym", "personahub", "personachat", "tinytroupe")
 
-_PERSONACHAT_PREFIX = re.compile(r"^\s*(?:\d+\s+)?(?:your|partner's) persona:\s*", re.I)
+_PERSONACHAT_PREFIX = re.compile(r"^\s*(?:\d+\s+)?(?:your|partner's) persona:\s*", re.IGNORECASE)
 _BIG_FIVE = ("openness", "conscientiousness", "extraversion", "agreeableness", "neuroticism")
 # TinyTroupe writes Big Five levels as words ("High. Very imaginative."); map them onto 1-5.
 _LEVEL_WORDS = {

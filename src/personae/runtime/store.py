@@ -12,7 +12,7 @@ import json
 import sqlite3
 import threading
 import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -31,22 +31,44 @@ CREATE TABLE IF NOT EXISTS records (
 """
 
 STORE_FILE = "run.sqlite3"
+# A record's key: the parts naming what produced it, e.g. (probe id, condition, sample).
+Key = tuple[str | int, ...]
 # The layout of the store itself. 1: records and config only (before 2026-12); 2: the store
 # also records which kind of run it holds. Older stores are migrated when opened.
 STORE_VERSION = 2
 
 
+def encode_key(key: Key | str) -> str:
+    """A key as stored: its parts joined by ``|`` (the encoding of every layout so far, so
+    stored runs resume). One-way: what a record is about is read from its fields.
+
+    >>> encode_key(("ana|1", "persona", 0))
+    'ana|1|persona|0'
+    """
+    return key if isinstance(key, str) else "|".join(str(part) for part in key)
+
+
+class StoredKeys(frozenset[str]):
+    """The stored key texts of one record kind, tested with typed keys as well."""
+
+    def __contains__(self, key: object) -> bool:
+        return isinstance(key, str | tuple) and super().__contains__(encode_key(key))
+
+
 class RunStore:
     """Append-only records of one run, by kind and key.
 
+    Keys are tuples (`Key`); a record's fields say what it is about, so a key is never
+    parsed back.
+
     >>> import tempfile
     >>> store = RunStore(tempfile.mkdtemp())
-    >>> store.put("response", "p1|q1", {"text": "hi"})
+    >>> store.put("response", ("p1", "q1"), {"text": "hi"})
     True
-    >>> store.put("response", "p1|q1", {"text": "again"})  # already there: kept as it was
+    >>> store.put("response", ("p1", "q1"), {"text": "again"})  # already there: kept
     False
-    >>> store.get("response", "p1|q1")
-    {'text': 'hi'}
+    >>> store.get("response", ("p1", "q1")), ("p1", "q1") in store.keys("response")
+    ({'text': 'hi'}, True)
     """
 
     def __init__(self, run_dir: str | Path, kind: str | None = None) -> None:
@@ -135,9 +157,10 @@ class RunStore:
             self._db.execute("INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)", (key, value))
 
     # -- records -------------------------------------------------------------------------
-    def put(self, kind: str, key: str, data: Mapping[str, Any]) -> bool:
+    def put(self, kind: str, key: Key | str, data: Mapping[str, Any]) -> bool:
         """Store a record; returns False (and keeps the first) if the key is already there."""
         blob = json.dumps(data, ensure_ascii=False)
+        key = encode_key(key)
         try:
             with self._lock, self._db:
                 cur = self._db.execute(
@@ -148,20 +171,21 @@ class RunStore:
             raise RunError(f"run store {self.path}: {exc}") from None
         return cur.rowcount == 1
 
-    def get(self, kind: str, key: str) -> dict[str, Any] | None:
+    def get(self, kind: str, key: Key | str) -> dict[str, Any] | None:
         with self._lock:
             row = self._db.execute(
-                "SELECT data FROM records WHERE kind = ? AND key = ?", (kind, key)
+                "SELECT data FROM records WHERE kind = ? AND key = ?", (kind, encode_key(key))
             ).fetchone()
         return None if row is None else dict(json.loads(row[0]))
 
-    def keys(self, kind: str) -> set[str]:
+    def keys(self, kind: str) -> StoredKeys:
+        """The keys stored for ``kind``, to test typed keys against (``key in keys``)."""
         with self._lock:
             rows = self._db.execute("SELECT key FROM records WHERE kind = ?", (kind,)).fetchall()
-        return {str(r[0]) for r in rows}
+        return StoredKeys(str(r[0]) for r in rows)
 
     def items(self, kind: str) -> Iterator[tuple[str, dict[str, Any]]]:
-        """(key, record) pairs in the order they were stored."""
+        """(stored key text, record) pairs in the order they were stored."""
         with self._lock:
             rows = self._db.execute(
                 "SELECT key, data FROM records WHERE kind = ? ORDER BY rowid", (kind,)

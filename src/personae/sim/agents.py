@@ -128,6 +128,6 @@ def clean_reply(text: str, name: str) -> tuple[str, bool]:
     ('Bye now!', True)
     """
     ended = END_SIGNAL.lower() in text.lower()
-    text = re.sub(re.escape(END_SIGNAL), "", text, flags=re.I).strip()
-    text = re.sub(rf"^\s*\**{re.escape(name)}\**\s*:\s*", "", text, flags=re.I)
+    text = re.sub(re.escape(END_SIGNAL), "", text, flags=re.IGNORECASE).strip()
+    text = re.sub(rf"^\s*\**{re.escape(name)}\**\s*:\s*", "", text, flags=re.IGNORECASE)
     return text.strip(), ended

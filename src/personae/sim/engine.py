@@ -2,7 +2,7 @@
 
 A conversation is sequential (each turn answers the ones before it); many conversations run
 at once, at most ``concurrency`` of them, so the model sees at most that many requests in
-flight. Every turn is written to the run store (kind ``turn``, key ``conversation|index``)
+flight. Every turn is written to the run store (kind ``turn``, key (conversation, index))
 the moment it exists, and a stopped conversation gets an ``end`` record with the reason. A
 killed run therefore resumes each conversation at its next turn, and only the last
 ``window`` turns of each are ever held in memory.
@@ -22,7 +22,7 @@ from personae.judge.closed import ClosedAnswer, ClosedJudge, ClosedQuestion
 from personae.models import ChatParams, Message
 from personae.runtime import ProgressReporter, Runner
 from personae.runtime.pool import run_pool
-from personae.runtime.store import RunStore
+from personae.runtime.store import Key, RunStore
 from personae.sim.agents import Agent, Turn, clean_reply, egocentric_view
 from personae.sim.termination import REPEAT_RATIO, StopReason, is_repetition, stop_reason
 
@@ -38,8 +38,9 @@ class ConversationPlan:
     seed: int = 0
 
 
-def turn_key(conversation_id: str, index: int) -> str:
-    return f"{conversation_id}|{index:05d}"
+def turn_key(conversation_id: str, index: int) -> Key:
+    # Zero-padded as runs have always stored it, so they resume.
+    return (conversation_id, f"{index:05d}")
 
 
 @dataclass

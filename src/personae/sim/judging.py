@@ -20,7 +20,7 @@ from personae.judge.scores import parse_score
 from personae.models import ChoiceScores, Message
 from personae.runtime import ProgressReporter, Runner
 from personae.runtime.pool import run_pool
-from personae.runtime.store import RunStore
+from personae.runtime.store import Key, RunStore, encode_key
 from personae.sim.agents import Agent, Turn, egocentric_view
 from personae.sim.engine import turn_key
 
@@ -47,7 +47,7 @@ def fidelity_messages(persona: str, partner: str | None, reply: str) -> list[Mes
 @dataclass(frozen=True)
 class Job:
     kind: str
-    key: str
+    key: Key
     question: ClosedQuestion
     base: dict[str, Any]
     from_scores: Callable[[ChoiceScores], float]
@@ -79,7 +79,7 @@ def judge_jobs(turns: Sequence[Turn], agents: dict[str, Agent], *, metrics: Sequ
                 "judge": judge}
         if "fidelity" in metrics:
             jobs.append(Job(
-                "fidelity", f"{key}|{judge}",
+                "fidelity", (*key, judge),
                 ClosedQuestion(fidelity_messages(describe(agent.persona),
                                                  partner.text if partner
                                                  and partner.speaker != t.speaker else None,
@@ -91,7 +91,7 @@ def judge_jobs(turns: Sequence[Turn], agents: dict[str, Agent], *, metrics: Sequ
         if "consistency" in metrics:
             for i, fact in enumerate(consistency.persona_facts(agent.persona)[:max_facts]):
                 jobs.append(Job(
-                    "nli", f"{key}|fact{i}|{judge}",
+                    "nli", (*key, f"fact{i}", judge),
                     ClosedQuestion(consistency.nli_messages(t.text, fact), consistency.LABELS),
                     {**base, "fact": fact},
                     lambda s: float(consistency.label_value(s.top) or 0),
@@ -115,7 +115,7 @@ async def run_judgements(store: RunStore, runner: Runner, jobs: Sequence[Job], *
         reporter.advance()
 
     def failed(job: Job, exc: Exception) -> None:
-        failures.append(f"judging {job.key}: {exc}")
+        failures.append(f"judging {encode_key(job.key)}: {exc}")
         reporter.advance(failed=True)
 
     try:
@@ -136,7 +136,7 @@ def project_turns(store: RunStore, model: Any, vector: Any, layer: int,
     for cid, turns in conversations.items():
         for i, t in enumerate(turns):
             agent = agents[cid].get(t.speaker)
-            key = f"{turn_key(cid, t.index)}|L{layer}"
+            key = (*turn_key(cid, t.index), f"L{layer}")
             if agent is None or agent.persona is None or not t.text or store.get(
                     "projection", key) is not None:
                 continue

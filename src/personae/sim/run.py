@@ -15,6 +15,7 @@ from typing import Any
 
 from personae.errors import InputError
 from personae.models import ChatParams, Model, load_model
+from personae.models.embeddings import EMBEDDER_ID
 from personae.models.spec import is_bundled
 from personae.persona import Persona, load_template
 from personae.persona.sample import resolve_personas
@@ -26,6 +27,7 @@ from personae.sim.agents import Agent, Turn
 from personae.sim.config import DEFAULT_USER, SimConfig, load_script, plan_conversations
 from personae.sim.engine import ConversationPlan, Engine
 from personae.sim.judging import judge_jobs, project_turns, run_judgements
+from personae.sim.similarity import scored, similarity_values
 from personae.sim.summary import build_summary, transcript_rows
 
 BUNDLED_WARNING = (
@@ -132,6 +134,7 @@ class SimKind(RunKind):
         await self.converse(ctx)
         await self.judge_turns(ctx)
         self.project(ctx.store)
+        self.embed(ctx)
 
     async def converse(self, ctx: RunContext) -> None:
         cfg = self.config
@@ -173,6 +176,30 @@ class SimKind(RunKind):
         project_turns(store, self.model, self.vector, int(self.config.layer or 0),
                       self.plan.turns(store), self.plan.agents, window=self.config.window,
                       progress=self.config.progress)
+
+    def embed(self, ctx: RunContext) -> None:
+        """Similarity and echo of every scored turn not yet stored (kind ``similarity``)."""
+        if not {"similarity", "echo"} & set(self.config.active_metrics()):
+            return
+        done = ctx.store.keys("similarity")
+        # Echo reads the turn before: a conversation with any turn to do is embedded whole.
+        todo = {cid: turns for cid, turns in self.plan.turns(ctx.store).items()
+                if any(scored(self.plan.agents[cid].get(t.speaker), t)
+                       and (cid, t.index) not in done for t in turns)}
+        if not todo:
+            return
+        try:
+            values = similarity_values(todo, self.plan.agents)
+        except (ImportError, OSError, InputError) as exc:
+            # Not a note kept with the run: the summary says which turns lack them, and a
+            # re-run once the model is installed fills them in.
+            ctx.display.warn(f"similarity and echo not computed: the embedding model is not "
+                             f"available ({exc}); install personae[local]")
+            return
+        for (cid, index), v in values.items():
+            ctx.store.put("similarity", (cid, index),
+                          {"conversation_id": cid, "index": index, **v,
+                           "embedder": EMBEDDER_ID})
 
     def announce(self, ctx: RunContext) -> None:
         cfg, plan = self.config, self.plan

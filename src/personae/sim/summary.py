@@ -12,13 +12,12 @@ from collections import Counter
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
-import numpy as np
-
 from personae import __version__
 from personae.runtime.store import RunStore
-from personae.sim.agents import Agent, Turn
+from personae.sim.agents import Turn
 from personae.sim.drift import METRICS, ai_identity_leak, drift_of, first_out_of_persona
 from personae.sim.engine import ConversationPlan
+from personae.sim.similarity import scored
 
 if TYPE_CHECKING:
     from personae.sim.run import SimPlan
@@ -52,10 +51,6 @@ def transcript_rows(plans: Sequence[ConversationPlan], conversations: Mapping[st
     return rows
 
 
-def _scored(agent: Agent | None, t: Turn) -> bool:
-    return agent is not None and agent.persona is not None and not t.scripted and bool(t.text)
-
-
 def turn_values(run: SimPlan, store: RunStore,
                 conversations: Mapping[str, list[Turn]]) -> tuple[Values, list[str]]:
     """Every scored turn's metric values, by (conversation, index); and notes on metrics
@@ -71,13 +66,13 @@ def turn_values(run: SimPlan, store: RunStore,
             nli.setdefault((r["conversation_id"], r["index"]), []).append(float(r["value"]))
     projection = {(r["conversation_id"], r["index"]): r.get("value")
                   for _, r in store.items("projection") if r.get("layer") == run.config.layer}
-    embedded = _embeddings(run, conversations, metrics, notes)
+    similar = {(r["conversation_id"], r["index"]): r for _, r in store.items("similarity")}
     values: Values = {}
     for cid, turns in conversations.items():
         agents = run.agents.get(cid, {})
-        for i, t in enumerate(turns):
+        for t in turns:
             agent = agents.get(t.speaker)
-            if not _scored(agent, t):
+            if not scored(agent, t):
                 continue
             v: dict[str, float | None] = {}
             key = (cid, t.index)
@@ -88,48 +83,18 @@ def turn_values(run: SimPlan, store: RunStore,
                 v["consistency"] = sum(facts) / len(facts) if facts else None
             if "leak" in metrics:
                 v["leak"] = 1.0 if ai_identity_leak(t.text) else 0.0
-            if embedded is not None:
-                vecs, persona_vecs = embedded
-                here = vecs.get(key)
-                if "similarity" in metrics and here is not None and agent is not None:
-                    assert agent.persona is not None  # _scored checked it
-                    v["similarity"] = float(here @ persona_vecs[agent.persona.content_hash()])
-                if "echo" in metrics:
-                    prev = turns[i - 1] if i > 0 else None
-                    other = vecs.get((cid, prev.index)) if prev and prev.speaker != t.speaker \
-                        else None
-                    v["echo"] = float(here @ other) if here is not None and other is not None \
-                        else None
+            for m in ("similarity", "echo"):
+                if m in metrics:
+                    v[m] = (similar.get(key) or {}).get(m)
             if "projection" in metrics:
                 v["projection"] = projection.get(key)
             values[key] = v
+    missing = [k for k in values if k not in similar]
+    if {"similarity", "echo"} & set(metrics) and missing:
+        notes.append(f"similarity and echo are missing for {len(missing)} turns; re-run the "
+                     "same simulate command to compute them (the embedding model needs "
+                     "personae[local])")
     return values, notes
-
-
-def _embeddings(run: SimPlan, conversations: Mapping[str, list[Turn]], metrics: Sequence[str],
-                notes: list[str]) -> tuple[dict[tuple[str, int], np.ndarray],
-                                           dict[str, np.ndarray]] | None:
-    if not {"similarity", "echo"} & set(metrics):
-        return None
-    from personae.judge import describe
-
-    keys = [(cid, t.index) for cid, turns in conversations.items() for t in turns if t.text]
-    texts = [t.text for turns in conversations.values() for t in turns if t.text]
-    # Keyed by content: two files may hold different personas under one id.
-    personas = {a.persona.content_hash(): describe(a.persona) for agents in run.agents.values()
-                for a in agents.values() if a.persona is not None}
-    try:
-        from personae.models.embeddings import embed
-
-        vectors = embed(texts + list(personas.values())) if texts else None
-    except (ImportError, OSError) as exc:
-        notes.append(f"similarity and echo not computed: the embedding model is not "
-                     f"available ({exc}); install personae[local]")
-        return None
-    if vectors is None:
-        return {}, {}
-    return (dict(zip(keys, vectors[: len(texts)], strict=True)),
-            dict(zip(personas, vectors[len(texts):], strict=True)))
 
 
 def build_summary(run: SimPlan, store: RunStore, conversations: Mapping[str, list[Turn]],

@@ -200,8 +200,8 @@ def summarise(config: SweepConfig, store: RunStore,
     units: dict[str, tuple[list[float], list[float]]] = {m: ([], []) for m in MEASURES}
     for c in coefs:
         key = coef_key(c)
-        measures = [d for k, d in store.items("measure") if k.split("|")[0] == key]
-        items = [d for k, d in store.items("item") if k.split("|")[0] == key]
+        measures = [d for _, d in store.items("measure") if coef_key(d["coefficient"]) == key]
+        items = [d for _, d in store.items("item") if coef_key(d["coefficient"]) == key]
         values = {
             "instrument": [d["keyed"] for d in items if d.get("keyed") is not None],
             "text": [d["text_score"] for d in measures],
@@ -404,8 +404,8 @@ class Sweep(RunKind):
                 "warnings": [*notes, *(f"failed: {f}" for f in failures)]}
 
     async def _responses(self, model: Any, c: float) -> None:
-        todo = [(i, q) for i, q in enumerate(self.questions)
-                if f"{coef_key(c)}|{i}" not in self.store.keys("response")]
+        done = self.store.keys("response")
+        todo = [(i, q) for i, q in enumerate(self.questions) if (coef_key(c), i) not in done]
         bar = ProgressReporter(f"responses at {coef_key(c)}", len(todo), mode=self.progress)
         params = ChatParams(max_tokens=self.config.max_tokens, temperature=0.0,
                             seed=self.config.seed)
@@ -413,7 +413,7 @@ class Sweep(RunKind):
             for chunk in _chunks(todo, max(1, self.base.batch_size)):
                 done = await model.chat_batch([(_user(q), params) for _, q in chunk])
                 for (i, q), comp in zip(chunk, done, strict=True):
-                    self.store.put("response", f"{coef_key(c)}|{i}",
+                    self.store.put("response", (coef_key(c), i),
                                    {"coefficient": c, "question": q, "text": comp.text,
                                     "tokens": comp.completion_tokens})
                     bar.advance()
@@ -425,7 +425,8 @@ class Sweep(RunKind):
         from personae.instruments.scoring import reverse_key
 
         q, key = self.questionnaire, coef_key(c)
-        stored = {k.split("|")[1]: d for k, d in self.store.items("item") if k.split("|")[0] == key}
+        stored = {d["item"]: d for _, d in self.store.items("item")
+                  if coef_key(d["coefficient"]) == key}
         todo = [i.id for i in self.items if i.id not in stored]
         if not todo:
             return
@@ -435,7 +436,7 @@ class Sweep(RunKind):
             value = a.value
             if value is not None and keyed[a.item_id]:
                 value = reverse_key(value, q.low, q.high)
-            self.store.put("item", f"{key}|{a.item_id}",
+            self.store.put("item", (key, a.item_id),
                            {"coefficient": c, "item": a.item_id, "expected": a.value,
                             "keyed": value, "argmax": a.argmax, "coverage": a.coverage})
             bar.advance()
@@ -450,8 +451,9 @@ class Sweep(RunKind):
     async def _readout(self) -> None:
         from personae.steer.textscore import TraitTextScorer
 
-        todo = [(k, d) for k, d in self.store.items("response")
-                if k not in self.store.keys("measure")]
+        done = self.store.keys("measure")
+        # A measure is keyed as the response it reads.
+        todo = [(k, d) for k, d in self.store.items("response") if k not in done]
         if not todo:
             return
         scorer = TraitTextScorer([p.pos for p in self.trait.instruction],

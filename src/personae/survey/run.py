@@ -41,7 +41,7 @@ from personae.persona.sample import resolve_personas
 from personae.runtime import ProgressReporter, Runner
 from personae.runtime.settings import RunSettings
 from personae.runtime.spine import RunContext, RunKind, RunResult, recorded_warnings, run
-from personae.runtime.store import RunStore
+from personae.runtime.store import Key, RunStore
 from personae.survey.summary import build_summary
 
 BARE = "model"  # the respondent id of the bare model (no persona)
@@ -116,8 +116,8 @@ def questionnaire_digest(q: Questionnaire) -> str:
     return _digest(q.model_dump_json())
 
 
-def answer_key(respondent: str, variant: str, item_id: str) -> str:
-    return f"{respondent}|{variant}|{item_id}"
+def answer_key(respondent: str, variant: str, item_id: str) -> Key:
+    return (respondent, variant, item_id)
 
 
 class SurveyPlan:

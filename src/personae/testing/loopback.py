@@ -141,9 +141,7 @@ class LoopbackServer:
             self._thread.join(10)
 
 
-_WORDS = ("market river bread engine winter letter garden ticket harbour morning cousin radio "
-          "bridge lantern pepper tractor violin kettle ladder pocket thunder village mirror "
-          "saddle orchard compass blanket chimney meadow parcel").split()
+_WORDS = ["market", "river", "bread", "engine", "winter", "letter", "garden", "ticket", "harbour", "morning", "cousin", "radio", "bridge", "lantern", "pepper", "tractor", "violin", "kettle", "ladder", "pocket", "thunder", "village", "mirror", "saddle", "orchard", "compass", "blanket", "chimney", "meadow", "parcel"]
 
 
 def varied_reply(request: dict) -> str:
