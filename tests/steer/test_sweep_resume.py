@@ -16,20 +16,14 @@ Only the store, the exit code and stderr are checked: the sweep's output files a
 from __future__ import annotations
 
 import json
-import os
-import signal
-import sqlite3
-import subprocess
-import sys
-import time
-from contextlib import closing
 from pathlib import Path
 
 import numpy as np
 import pytest
 
 from personae.vectors.file import PersonaVector
-from tests.conftest import default_sigint, run_cli
+from tests.conftest import run_cli
+from tests.steer import interrupt
 
 pytestmark = pytest.mark.model
 
@@ -39,8 +33,9 @@ QUESTIONS = ITEMS = 2
 # Per coefficient: a response per question, an item answer per item, a measure per response.
 TOTAL = COEFFICIENTS * (QUESTIONS + ITEMS + QUESTIONS)
 KILL_AT = 3  # records stored when the run is killed: in the first coefficient or the second
+TABLE, KEYS = "records", ("kind", "key")  # the run store's table, one row per (kind, key)
 
-Record = tuple[str, str]  # (kind, key)
+Records = dict[interrupt.Key, tuple[float, str]]
 
 
 @pytest.fixture
@@ -58,76 +53,22 @@ def _args(vector: Path, run: Path) -> list[str]:
             "--max-tokens", "8", "--model", MODEL, "-o", str(run)]
 
 
-def _records(db: Path) -> dict[Record, tuple[float, str]]:
+def _records(db: Path) -> Records:
     """``{(kind, key): (created, data)}`` of the run store."""
-    with closing(sqlite3.connect(db, timeout=30)) as con:
-        rows = con.execute("SELECT kind, key, created, data FROM records").fetchall()
-    return {(kind, key): (created, data) for kind, key, created, data in rows}
+    return interrupt.rows(db, TABLE, KEYS, ("created", "data"))
 
 
-def _count(db: Path) -> int:
-    """Records committed so far (0 while the file or its table does not exist yet)."""
-    if not db.is_file():
-        return 0
-    try:
-        with closing(sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=5)) as con:
-            return int(con.execute("SELECT COUNT(*) FROM records").fetchone()[0])
-    except sqlite3.OperationalError:
-        return 0
-
-
-def _start(args: list[str], *, ctrl_c: bool = False) -> subprocess.Popen[str]:
-    """The command in a child; with ``ctrl_c``, its streams piped and the default SIGINT
-    handler set explicitly (a suite started as a background job ignores SIGINT, and
-    children inherit that)."""
-    if not ctrl_c:
-        return subprocess.Popen([sys.executable, "-m", "personae", *args], text=True,
-                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    return subprocess.Popen([sys.executable, "-m", "personae", *args], text=True,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            preexec_fn=default_sigint)
-
-
-def _wait_for(proc: subprocess.Popen[str], db: Path, n: int,
-              timeout: float = 300) -> set[Record]:
-    """Poll the store until it holds ``n`` records (the first load of the bundled model in a
-    session converts its weights: allow for that); their keys."""
-    deadline = time.monotonic() + timeout
-    while _count(db) < n:
-        assert proc.poll() is None, "the sweep ended before it could be interrupted"
-        assert time.monotonic() < deadline, f"no {n} records stored in {timeout:.0f} s"
-        time.sleep(0.02)
-    return set(_records(db))
-
-
-def _log_attempts(db: Path) -> None:
-    """From now on, every record the store is asked to keep is logged in ``attempts``, even
-    one it ignores because its key is already there."""
-    with closing(sqlite3.connect(db, timeout=30)) as con:
-        con.executescript(
-            "CREATE TABLE attempts (kind TEXT NOT NULL, key TEXT NOT NULL);"
-            "CREATE TRIGGER log_attempt BEFORE INSERT ON records "
-            "BEGIN INSERT INTO attempts VALUES (NEW.kind, NEW.key); END;")
-
-
-def _attempts(db: Path) -> list[Record]:
-    with closing(sqlite3.connect(db, timeout=30)) as con:
-        return sorted(con.execute("SELECT kind, key FROM attempts").fetchall())
-
-
-def _resume(args: list[str], db: Path, before: dict[Record, tuple[float, str]]
-            ) -> dict[Record, tuple[float, str]]:
+def _resume(args: list[str], db: Path, before: Records) -> Records:
     """The re-run after the kill: finished, every stored record untouched, every missing one
-    made exactly once. Returns the finished store's records."""
-    _log_attempts(db)
+    made exactly once (the store keeps the first of two puts of a key, so the trigger also
+    logs a record it ignores). Returns the finished store's records."""
+    interrupt.log_attempts(db, TABLE, KEYS)
     again = run_cli(*args)
     assert again.returncode == 0, again.stderr
     after = _records(db)
     kinds = sorted({kind for kind, _ in after})
     assert kinds == ["item", "measure", "response"], kinds
-    assert len(after) == TOTAL and set(before) <= set(after)
-    assert {k: after[k] for k in before} == before  # same data, same `created`
-    assert _attempts(db) == sorted(set(after) - set(before))  # no call for a stored record
+    interrupt.assert_resumed(db, KEYS, before, after, TOTAL)
     return after
 
 
@@ -136,15 +77,9 @@ def test_sigkill_then_same_command_resumes_with_no_repeated_call_and_the_same_re
     run = tmp_path / "run"
     db = run / "run.sqlite3"
     args = _args(vector, run)
-    proc = _start(args)
-    try:
-        seen = _wait_for(proc, db, KILL_AT)
-        os.kill(proc.pid, signal.SIGKILL)
-    finally:
-        proc.kill()
-        proc.wait()
+    seen = interrupt.sigkill_at(args, db, TABLE, KEYS, KILL_AT)
     before = _records(db)
-    assert seen <= set(before) and len(before) < TOTAL  # every completed record kept
+    interrupt.assert_kept(seen, before, TOTAL)  # every completed record kept
     after = _resume(args, db, before)
 
     # An uninterrupted sweep: the same records (greedy responses word for word).
@@ -163,23 +98,8 @@ def test_ctrl_c_exits_130_in_one_line_keeps_the_records_and_resumes(
     run = tmp_path / "run"
     db = run / "run.sqlite3"
     args = _args(vector, run)
-    proc = _start(args, ctrl_c=True)
-    try:
-        seen = _wait_for(proc, db, KILL_AT)
-        proc.send_signal(signal.SIGINT)
-        stdout, stderr = proc.communicate(timeout=120)
-    finally:
-        proc.kill()
-        proc.wait()
-    assert proc.returncode == 130, stderr
-    assert "Traceback" not in stderr, stderr
-    # One line, the last, says what happened (before it: progress, and the notice of the
-    # first-time weight conversion when this test is the session's first to load the model).
-    *earlier, last = stderr.strip().splitlines()
-    assert last.startswith("personae: interrupted") and "resume" in last, stderr
-    assert not [line for line in earlier if line.startswith("personae: ")
-                and not line.startswith("personae: converting")], stderr
-    assert stdout == ""
+    seen, proc = interrupt.ctrl_c_at(args, db, TABLE, KEYS, KILL_AT)
+    interrupt.assert_interrupted(proc)
     before = _records(db)
-    assert seen <= set(before) and len(before) < TOTAL
+    interrupt.assert_kept(seen, before, TOTAL)
     _resume(args, db, before)
