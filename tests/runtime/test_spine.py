@@ -72,9 +72,10 @@ def test_a_layout_1_store_is_migrated_and_reported_without_a_model(
 def test_each_kind_summarises_what_its_records_say(tmp_path: Path, no_models: None) -> None:
     eval_ = rewrite_report(_v1(tmp_path, "eval"))
     assert eval_["fidelity"]["by_condition"]["persona"]["tasks"]["Toxicity"]["value"] == 4.0
+    # The survey asked for 4 items: layout 1 kept that only in its summary state.
     survey = rewrite_report(_v1(tmp_path, "survey"))
-    assert survey["run"]["counts"]["answers"] == 4 and survey["scores"][0]["respondent"] == \
-        "model"
+    assert survey["run"]["counts"]["answers"] == survey["run"]["counts"]["expected"] == 4
+    assert survey["run"]["n_items"] == 4 and survey["scores"][0]["respondent"] == "model"
     sim = rewrite_report(_v1(tmp_path, "simulate"))
     assert sim["run"]["counts"]["turns"] == 4
     rows = [json.loads(x) for x in (tmp_path / "simulate" / "transcripts.jsonl").open()]
@@ -142,7 +143,7 @@ def test_similarity_is_stored_by_the_run_so_the_summary_needs_no_embedder(
     first = run_simulation(cfg, tmp_path / "run", model=model, use_cache=False).summary
     turns = [t for t in first["conversations"][0]["turns"] if t["metrics"]]
     assert turns and all(t["metrics"]["similarity"] is not None for t in turns)
-    import personae.models.embeddings as embeddings
+    from personae.models import embeddings
 
     def refuse(*args: object, **kwargs: object) -> None:
         raise AssertionError("the embedding model was loaded")
@@ -160,3 +161,21 @@ def test_similarity_is_stored_by_the_run_so_the_summary_needs_no_embedder(
     assert any("similarity and echo are missing for" in w for w in bare["warnings"])
     assert all(t["metrics"].get("similarity") is None
                for t in bare["conversations"][0]["turns"])
+
+
+def test_a_report_covers_what_the_run_asked_for(tmp_path: Path, no_models: None) -> None:
+    """``--items``/``--limit`` are not part of a run's identity (a larger one extends it),
+    but the rewritten summary covers what the latest session asked for, as the run's did."""
+    from personae.models.scripted import ScriptedModel
+    from personae.runtime.spine import run
+    from personae.survey.run import SurveyConfig, SurveyKind
+
+    model = ScriptedModel(choices={"2": 0.5, "4": 0.5})
+    kind = SurveyKind(SurveyConfig(model="scripted:x", items=3, personas="sample", limit=2,
+                                   progress="off"), model=model)
+    first = run(kind, tmp_path / "run", use_cache=False).summary
+    again = rewrite_report(tmp_path / "run")
+    assert again["run"]["counts"] == first["run"]["counts"] and \
+        again["run"]["counts"]["expected"] == 3 * 2
+    assert [a["respondent"] for a in again["scores"]] == [a["respondent"]
+                                                          for a in first["scores"]]

@@ -55,7 +55,7 @@ def finish_run(result: RunResult, calls: str, *, failed: str = "model calls") ->
     report = render_report(result.summary, result.run_dir)
     others = sorted(p.name for p in result.run_dir.iterdir()
                     if p.is_file() and p.suffix in (".json", ".jsonl", ".md", ".svg"))
-    typer.echo(f"{calls}; {' and '.join(others)} beside the report:", err=True)
+    typer.echo(f"{calls}; {', '.join(others)} beside the report:", err=True)
     typer.echo(str(report))
     if result.failures:
         typer.echo(f"personae: error: {len(result.failures)} {failed} failed (first: "

@@ -165,8 +165,9 @@ class RunKind(ABC):
 
     @classmethod
     def stored_settings(cls, store: RunStore) -> RunSettings:
-        """The settings of the run stored in ``store``."""
-        config = store.config()
+        """The settings of the run stored in ``store``: its identity and the extent its
+        latest session asked for."""
+        config = {**store.config(), **json.loads(store.get_meta("extent") or "{}")}
         fields = cls.SETTINGS.model_fields
         try:
             return cls.SETTINGS(**{k: v for k, v in config.items() if k in fields})
@@ -199,6 +200,10 @@ def run(kind: RunKind, out: str | Path | None = None, *, use_cache: bool = True)
     started = time.monotonic()
     try:
         kind.bind(store)
+        # How much of the run this session asks for (``limit``, ``items``...): not part of
+        # its identity, but of what its summary covers.
+        store.set_meta("extent", json.dumps(kind.settings.model_dump(
+            include=set(kind.settings.EXTENDS), mode="json")))
         display = Display(quiet=kind.quiet)
         shown = kind.warnings()
         for warning in shown:

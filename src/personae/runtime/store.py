@@ -12,7 +12,7 @@ import json
 import sqlite3
 import threading
 import time
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -236,16 +236,28 @@ def _kind_of_layout_1(config: Mapping[str, Any]) -> str | None:
     return None
 
 
-def _add_kind(store: RunStore) -> None:
-    """Layout 1 → 2: record the kind of run."""
+def _add_kind_and_extent(store: RunStore) -> None:
+    """Layout 1 → 2: record the kind of run, and its extent (the settings that say how much
+    of it was asked for, such as ``limit``, which its identity leaves out). Layout 1 kept
+    the extent only in the state its summary was written from: a survey's
+    ``[counts, items, limit]``, a simulation's ``[counts, limit]``; an eval reads its extent
+    from its probes and a sweep has none."""
     kind = _kind_of_layout_1(store.config())
-    if kind is not None and store.kind is None:
-        store.set_meta("kind", kind)
+    if kind is None or store.kind is not None:
+        return
+    store.set_meta("kind", kind)
+    state = json.loads(store.get_meta("summarised") or "null")
+    extent: dict[str, Any] = {}
+    if kind == "survey" and isinstance(state, list) and len(state) == 3:
+        extent = {"items": state[1], "limit": state[2]}
+    elif kind == "simulate" and isinstance(state, list) and len(state) == 2:
+        extent = {"limit": state[1]}
+    store.set_meta("extent", json.dumps(extent))
 
 
 # MIGRATIONS[i] turns a layout-(i+1) store into layout i+2; a store is taken through every
 # step from its own layout on, in order.
-MIGRATIONS: tuple[Callable[[RunStore], None], ...] = (_add_kind,)
+MIGRATIONS: tuple[Callable[[RunStore], None], ...] = (_add_kind_and_extent,)
 assert len(MIGRATIONS) == STORE_VERSION - 1
 
 

@@ -35,7 +35,14 @@ from personae.errors import InputError
 from personae.models import ChatParams, Message, parse_model_spec
 from personae.runtime.progress import ProgressReporter
 from personae.runtime.settings import RUNS_DIR, RunSettings
-from personae.runtime.spine import RunContext, RunKind, RunResult, recorded_warnings, run
+from personae.runtime.spine import (
+    Outcome,
+    RunContext,
+    RunKind,
+    RunResult,
+    recorded_warnings,
+    run,
+)
 from personae.runtime.store import RunStore
 from personae.stats import MetricValue, mean_ci, spearman_ci
 
@@ -282,6 +289,7 @@ class Sweep(RunKind):
                          "model_identity": self.base.identity}
         self.settings = self.config
         self.store: RunStore
+        self.outcome = Outcome()
 
     def _check_inputs(self, given: SweepConfig) -> None:
         from personae.instruments import load_questionnaire
@@ -380,18 +388,13 @@ class Sweep(RunKind):
         return self.progress == "off"
 
     async def execute(self, ctx: RunContext) -> None:
-        before = ctx.store.counts()
-        try:
-            for c in self.config.coefficients:
-                steered = steer_model(self.base, self.vector, self.config.layer, c,
-                                      self.config.relative)
-                await self._responses(steered, c)
-                await self._instrument(steered, c)
-            await self._readout()
-        finally:
-            after = ctx.store.counts()
-            ctx.outcome.model_calls += sum(after.get(k, 0) - before.get(k, 0)
-                                           for k in ("response", "item"))
+        self.outcome = ctx.outcome  # counts the steered model's answers, one per call
+        for c in self.config.coefficients:
+            steered = steer_model(self.base, self.vector, self.config.layer, c,
+                                  self.config.relative)
+            await self._responses(steered, c)
+            await self._instrument(steered, c)
+        await self._readout()
 
     @classmethod
     def summarise(cls, store: RunStore, settings: RunSettings) -> dict[str, Any]:
@@ -412,6 +415,7 @@ class Sweep(RunKind):
         try:
             for chunk in _chunks(todo, max(1, self.base.batch_size)):
                 done = await model.chat_batch([(_user(q), params) for _, q in chunk])
+                self.outcome.model_calls += len(chunk)
                 for (i, q), comp in zip(chunk, done, strict=True):
                     self.store.put("response", (coef_key(c), i),
                                    {"coefficient": c, "question": q, "text": comp.text,
@@ -433,6 +437,7 @@ class Sweep(RunKind):
         keyed = {i.id: i.reversed for i in self.items}
 
         def save(a: ItemAnswer) -> None:
+            self.outcome.model_calls += 1
             value = a.value
             if value is not None and keyed[a.item_id]:
                 value = reverse_key(value, q.low, q.high)
