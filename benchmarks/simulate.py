@@ -20,7 +20,7 @@ conversation against conversation length.
     50 ms and replies like the server: the engine with no HTTP client under it, at
     concurrency 1 and 32, which tells personae's share of the cost from the client's.
 (b) Memory: peak Python memory (tracemalloc, started after a warm-up request) of the engine
-    alone (``SimRun.converse``) holding 8 conversations at once for 10, 40 and 160 turns
+    alone (``SimKind.converse``) holding 8 conversations at once for 10, 40 and 160 turns
     against a 5 ms loopback server replying with 24 varied words, with a memory window of 8
     turns and with no window (0: the whole history is held and sent). Reported: peak bytes
     per conversation, the growth per turn between 40 and 160 turns (past the window) and a
@@ -376,12 +376,14 @@ def worker_memory(base_url: str, turns: int, window: int, limit: int) -> dict[st
     from personae.models import ChatParams, Message
     from personae.runtime.store import RunStore
     from personae.sim import SimConfig
-    from personae.sim.run import SimRun
+    from personae.runtime.spine import Display, Outcome, RunContext
+    from personae.sim.run import SimKind
 
     cfg = SimConfig(personas="sample", limit=limit, conversations=1, turns=turns,
                     window=window, model=f"openai:loop@{base_url}?concurrency={limit}",
                     judge=None, metrics=["leak"], progress="off", concurrency=limit)
-    run = SimRun(cfg)
+    run = SimKind(cfg)
+    outcome = Outcome()
     mem: dict[str, int] = {}
     with tempfile.TemporaryDirectory(prefix="personae-sim-mem-") as tmp:
         store = RunStore(tmp)
@@ -396,7 +398,7 @@ def worker_memory(base_url: str, turns: int, window: int, limit: int) -> dict[st
                 gc.collect()
                 tracemalloc.start()
                 mem["baseline"] = tracemalloc.get_traced_memory()[0]
-                await run.converse(store, None)
+                await run.converse(RunContext(store, None, outcome, Display(quiet=True)))
                 mem["current"], mem["peak"] = tracemalloc.get_traced_memory()
                 tracemalloc.stop()
             finally:
@@ -409,10 +411,10 @@ def worker_memory(base_url: str, turns: int, window: int, limit: int) -> dict[st
         reasons = [rec["stop_reason"] for _, rec in store.items("end")]
         store.close()
     if (counts.get("turn") != limit * turns or counts.get("end") != limit
-            or set(reasons) != {"max_turns"} or run.failures):
+            or set(reasons) != {"max_turns"} or outcome.failures):
         raise RuntimeError(f"memory run ({turns} turns, window {window}): not every "
                            f"conversation took its turns: {counts}, stop reasons "
-                           f"{sorted(set(reasons))}, failures {run.failures[:3]}")
+                           f"{sorted(set(reasons))}, failures {outcome.failures[:3]}")
     grown = mem["peak"] - mem["baseline"]
     return {"turns": turns, "window": window, "conversations": limit,
             "peak_traced_bytes": grown, "peak_bytes_per_conversation": round(grown / limit),
@@ -430,7 +432,7 @@ def bench_memory(conversations: int, turn_counts: Sequence[int]) -> dict[str, An
         "server": {"kind": "personae.testing.loopback (varied replies)",
                    "delay_s": MEMORY_DELAY_S, "reply_words": MEMORY_WORDS,
                    "process": "separate"},
-        "measure": "tracemalloc peak during SimRun.converse minus the traced memory before "
+        "measure": "tracemalloc peak during SimKind.converse minus the traced memory before "
                    "it (after one warm-up request)",
         "conversations_at_once": conversations, "windows": {}}
     with ServerProcess(MEMORY_DELAY_S, reply_words=MEMORY_WORDS) as server:
