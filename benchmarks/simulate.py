@@ -9,7 +9,7 @@ conversation against conversation length.
     with stop reason ``max_turns``, or the benchmark fails. Each run is split into phases
     from the run store's own timestamps: set-up (until the first turn starts), the
     conversations (until the last turn/end record is stored) and what follows (summary,
-    transcripts, report); the target is about the conversations (the engine). The engine's
+    transcripts); the target is about the conversations (the engine). The engine's
     CPU time per turn is read off a sampler thread. 100 conversations at concurrency 32 go in
     4 waves (32, 32, 32, 4), so even a zero-cost client gets at most 25x: the floor of each
     run (waves x turns x 50 ms) is reported next to it. One more run at concurrency 32 has
@@ -497,7 +497,7 @@ def print_table(res: dict[str, Any]) -> None:
               f"{r['floor_s']:>9.2f}{r['engine_turns_per_s']:>9.1f}{r['whole_turns_per_s']:>9.1f}"
               f"{r['engine_cpu_ms_per_turn']:>13.2f}{r['server']['peak_in_flight']:>11}")
         print("  engine: first turn started to last turn stored; setup: before that; after: "
-              "summary, transcripts, report; floor: waves x turns x 50 ms")
+              "summary and transcripts; floor: waves x turns x 50 ms")
         print(f"  ratio c32/c1 (engine turns/s) {a['ratio_engine']:.2f}x, whole run "
               f"{a['ratio_whole']:.2f}x, with zero overhead {a['ratio_if_no_overhead']:.2f}x; "
               f"target >= {TARGET_SPEEDUP_C32:.0f}x: {'met' if a['target']['met'] else 'NOT met'}")

@@ -148,7 +148,10 @@ def test_similarity_is_stored_by_the_run_so_the_summary_needs_no_embedder(
     def refuse(*args: object, **kwargs: object) -> None:
         raise AssertionError("the embedding model was loaded")
 
+    import personae.sim.similarity as similarity
+
     monkeypatch.setattr(embeddings, "embed", refuse)
+    monkeypatch.setattr(similarity, "embed", refuse)
     again = rewrite_report(tmp_path / "run")
     assert again["conversations"] == first["conversations"] and again["groups"] == \
         first["groups"]

@@ -11,26 +11,18 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from rich.console import Console
-from rich.markup import escape
 from rich.table import Table
 
+from personae.report.simulate_console import print_sim_summary
+from personae.report.survey_console import print_survey_summary
+from personae.report.sweep import format_table
+from personae.report.terminal import print_warnings
 from personae.stats import MetricValue
-
-
-def print_warnings(summary: Mapping[str, Any], console: Console,
-                   skip: Sequence[str] = ()) -> None:
-    """The summary's warnings in red, but those in ``skip`` (already shown at the start)."""
-    for w in summary.get("warnings", []):
-        if w not in skip:
-            console.print(f"[bold red]! {escape(str(w))}[/]")
 
 
 def print_summary(summary: Mapping[str, Any], *, console: Console | None = None,
                   skip_warnings: Sequence[str] = ()) -> None:
     """The terminal summary for ``summary``, by its kind."""
-    from personae.report.simulate_console import print_sim_summary
-    from personae.report.survey_console import print_survey_summary
-
     printers: dict[str, Callable[..., None]] = {
         "eval": print_eval_summary, "survey": print_survey_summary,
         "simulate": print_sim_summary, "sweep": print_sweep_summary}
@@ -41,8 +33,6 @@ def print_summary(summary: Mapping[str, Any], *, console: Console | None = None,
 def print_sweep_summary(summary: Mapping[str, Any], *, console: Console | None = None,
                         skip_warnings: Sequence[str] = ()) -> None:
     """Warnings, then the per-coefficient Markdown table and one verdict per measure."""
-    from personae.report.sweep import format_table
-
     console = console or Console(stderr=True)
     print_warnings(summary, console, skip_warnings)
     console.out(format_table(summary), highlight=False)  # Markdown: not wrapped or styled

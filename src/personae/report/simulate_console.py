@@ -9,7 +9,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from personae.report.console import print_warnings
+from personae.report.terminal import print_warnings
 from personae.stats import MetricValue
 
 

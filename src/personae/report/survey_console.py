@@ -13,8 +13,8 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from personae.report.console import print_warnings
 from personae.report.html import fmt_num
+from personae.report.terminal import print_warnings
 
 
 def print_survey_summary(summary: Mapping[str, Any], *, console: Console | None = None,

@@ -34,7 +34,8 @@ STORE_FILE = "run.sqlite3"
 # A record's key: the parts naming what produced it, e.g. (probe id, condition, sample).
 Key = tuple[str | int, ...]
 # The layout of the store itself. 1: records and config only (before 2026-12); 2: the store
-# also records which kind of run it holds. Older stores are migrated when opened.
+# also records the kind of run it holds and its extent (see `_add_kind_and_extent`). Older
+# stores are migrated when opened.
 STORE_VERSION = 2
 
 
@@ -109,6 +110,8 @@ class RunStore:
             raise InputError(f"{self.run_dir}: written by a newer personae (store layout "
                              f"{version}, this one reads up to {STORE_VERSION}); upgrade "
                              "personae")
+        if version == STORE_VERSION and self.get_meta("store_version") is not None:
+            return  # current: opening writes nothing
         for step in MIGRATIONS[version - 1:]:
             step(self)
         self.set_meta("store_version", str(STORE_VERSION))

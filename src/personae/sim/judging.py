@@ -18,6 +18,7 @@ from personae.judge import nli as consistency
 from personae.judge.closed import ClosedAnswer, ClosedJudge, ClosedQuestion
 from personae.judge.scores import parse_score
 from personae.models import ChoiceScores, Message
+from personae.models.whitebox import score_responses
 from personae.runtime import ProgressReporter, Runner
 from personae.runtime.pool import run_pool
 from personae.runtime.store import Key, RunStore, encode_key
@@ -130,8 +131,6 @@ def project_turns(store: RunStore, model: Any, vector: Any, layer: int,
                   *, window: int, progress: str = "auto", batch: int = 8) -> None:
     """Store the persona-vector projection of every persona turn, read as the reply to what
     its speaker saw (the same egocentric, windowed view)."""
-    from personae.models.whitebox import score_responses
-
     items: list[tuple[str, list[Message], Turn]] = []
     for cid, turns in conversations.items():
         for i, t in enumerate(turns):

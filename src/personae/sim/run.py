@@ -17,6 +17,7 @@ from personae.errors import InputError
 from personae.models import ChatParams, Model, load_model
 from personae.models.embeddings import EMBEDDER_ID
 from personae.models.spec import is_bundled
+from personae.models.whitebox import require_white_box
 from personae.persona import Persona, load_template
 from personae.persona.sample import resolve_personas
 from personae.runtime import Runner
@@ -29,6 +30,7 @@ from personae.sim.engine import ConversationPlan, Engine
 from personae.sim.judging import judge_jobs, project_turns, run_judgements
 from personae.sim.similarity import scored, similarity_values
 from personae.sim.summary import build_summary, transcript_rows
+from personae.vectors.file import file_digest, load_vector
 
 BUNDLED_WARNING = (
     "The model is the bundled SmolLM2-135M: it stays in character for a few sentences, then "
@@ -103,8 +105,6 @@ class SimKind(RunKind):
         self.plan = SimPlan(config)
         self.vector, vector_digest = None, ""
         if "projection" in config.active_metrics():  # a file too: read before any model
-            from personae.vectors.file import file_digest, load_vector
-
             self.vector = load_vector(config.vector)
             self.vector.check_layer(int(config.layer or 0))
             vector_digest = file_digest(config.vector or "")
@@ -115,8 +115,6 @@ class SimKind(RunKind):
             self.judge = judge if judge is not None else (
                 self.model if config.judge == config.model else load_model(config.judge))
         if self.vector is not None:
-            from personae.models.whitebox import require_white_box
-
             require_white_box(self.model)
         self.identity = config.identity(**self.plan.digests, vector_digest=vector_digest,
                                         model_identity=self.model.identity,

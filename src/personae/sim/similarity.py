@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 from personae.judge import describe
+from personae.models.embeddings import embed
 from personae.sim.agents import Agent, Turn
 
 TurnKey = tuple[str, int]  # (conversation id, turn index)
@@ -33,8 +34,6 @@ def similarity_values(conversations: Mapping[str, list[Turn]],
 
         values = similarity_values(plan.turns(store), plan.agents)
     """
-    from personae.models.embeddings import embed
-
     keys = [(cid, t.index) for cid, turns in conversations.items() for t in turns if t.text]
     texts = [t.text for turns in conversations.values() for t in turns if t.text]
     # Keyed by content: two files may hold different personas under one id.

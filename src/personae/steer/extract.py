@@ -31,6 +31,7 @@ import numpy as np
 
 from personae.errors import InputError, RunError
 from personae.models.base import ChatParams, Message, Model
+from personae.models.bundled import bundled_gguf_path, file_sha256
 from personae.models.whitebox import encode, read_block_outputs, require_white_box
 from personae.runtime import ChatRequest, ProgressReporter, ResponseCache, Runner
 from personae.steer.traits import TraitSpec, load_trait
@@ -313,8 +314,6 @@ def _pool_samples(model: Any, samples: list[Sample], positions: Sequence[str], m
 
 def _model_hash(model: Any) -> str:
     if getattr(model, "source", None) == "bundled":
-        from personae.models.bundled import bundled_gguf_path, file_sha256
-
         return file_sha256(bundled_gguf_path())
     # base_identity is "hf:NAME:DIGEST:DTYPE" (identity may carry a steering suffix).
     parts = getattr(model, "base_identity", model.identity).split(":")

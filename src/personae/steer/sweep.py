@@ -32,7 +32,11 @@ import numpy as np
 from pydantic import BaseModel, Field
 
 from personae.errors import InputError
-from personae.models import ChatParams, Message, parse_model_spec
+from personae.instruments import load_questionnaire
+from personae.instruments.administer import ItemAnswer, administer
+from personae.instruments.scoring import reverse_key
+from personae.models import ChatParams, Message, load_model, parse_model_spec
+from personae.models.whitebox import encode, on_model_thread, score_responses
 from personae.runtime.progress import ProgressReporter
 from personae.runtime.settings import RUNS_DIR, RunSettings
 from personae.runtime.spine import (
@@ -43,8 +47,13 @@ from personae.runtime.spine import (
     recorded_warnings,
     run,
 )
-from personae.runtime.store import RunStore
+from personae.runtime.store import STORE_FILE, RunStore
 from personae.stats import MetricValue, mean_ci, spearman_ci
+from personae.steer.inputs import check_run_dir, require_hf_spec, require_residual_norms
+from personae.steer.textscore import TraitTextScorer
+from personae.steer.traits import load_trait
+from personae.vectors.file import file_digest, load_vector
+from personae.vectors.steering import Steering
 
 MEASURES = ("instrument", "text", "projection", "perplexity")
 # Which IPIP domain (and direction) a bundled trait speaks to, for the instrument measure.
@@ -264,8 +273,6 @@ class Sweep(RunKind):
 
     def __init__(self, config: SweepConfig, *, base: Any | None = None,
                  progress: str = "auto", run_dir: str | Path | None = None) -> None:
-        from personae.models import load_model
-
         self.progress = progress
         self._check_inputs(config)  # everything but the model, before the model loads
         if run_dir is not None:
@@ -273,8 +280,6 @@ class Sweep(RunKind):
         else:
             self.check_store(self.default_run_dir())
         if base is None:
-            from personae.steer.inputs import require_hf_spec
-
             require_hf_spec(config.model, "the sweep")
             if parse_model_spec(config.model).options.get("steer"):
                 raise InputError(f"--model {config.model}: the sweep's base model must be "
@@ -292,11 +297,6 @@ class Sweep(RunKind):
         self.outcome = Outcome()
 
     def _check_inputs(self, given: SweepConfig) -> None:
-        from personae.instruments import load_questionnaire
-        from personae.steer.inputs import require_residual_norms
-        from personae.steer.traits import load_trait
-        from personae.vectors.file import file_digest, load_vector
-
         self.vector = load_vector(given.vector)
         self.vector.check_layer(given.layer)
         digest = file_digest(given.vector)
@@ -355,9 +355,6 @@ class Sweep(RunKind):
     def check_store(self, run_dir: Path) -> None:
         """Refuse, before the model loads, a run directory that holds a sweep with other
         settings (the model's identity is compared when the store is bound)."""
-        from personae.runtime.store import STORE_FILE
-        from personae.steer.inputs import check_run_dir
-
         if not (check_run_dir(run_dir) / STORE_FILE).is_file():
             return
         store = RunStore(run_dir)
@@ -425,9 +422,6 @@ class Sweep(RunKind):
             bar.close()
 
     async def _instrument(self, model: Any, c: float) -> None:
-        from personae.instruments.administer import ItemAnswer, administer
-        from personae.instruments.scoring import reverse_key
-
         q, key = self.questionnaire, coef_key(c)
         stored = {d["item"]: d for _, d in self.store.items("item")
                   if coef_key(d["coefficient"]) == key}
@@ -454,8 +448,6 @@ class Sweep(RunKind):
             bar.close()
 
     async def _readout(self) -> None:
-        from personae.steer.textscore import TraitTextScorer
-
         done = self.store.keys("measure")
         # A measure is keyed as the response it reads.
         todo = [(k, d) for k, d in self.store.items("response") if k not in done]
@@ -497,8 +489,6 @@ def _chunks(seq: Sequence[Any], size: int) -> list[Sequence[Any]]:
 
 def steer_model(base: Any, vector: Any, layer: int, coefficient: float, relative: bool) -> Any:
     """``base`` steered at one layer (sharing its weights); ``base`` itself at coefficient 0."""
-    from personae.vectors.steering import Steering
-
     if coefficient == 0:
         return base
     return base.with_steering([Steering(vector, layer, coefficient, relative)])
@@ -509,8 +499,6 @@ def read_responses(model: Any, vector: Any, layer: int,
                    ) -> list[tuple[float | None, float | None, int]]:
     """For each (messages, response): the mean projection of the response tokens on the unit
     vector at ``layer`` and their mean NLL, both read by ``model`` as it runs."""
-    from personae.models.whitebox import score_responses
-
     keep = [i for i, (_, r) in enumerate(items) if r.strip()]
     out: list[tuple[float | None, float | None, int]] = [(None, None, 0)] * len(items)
     if not keep:
@@ -525,8 +513,6 @@ def read_responses(model: Any, vector: Any, layer: int,
 def response_nlls(model: Any, items: Sequence[tuple[Sequence[Message], str]]
                   ) -> list[np.ndarray]:
     """Per-token NLL of each response given its prompt (one unbatched pass per item)."""
-    from personae.models.whitebox import encode, on_model_thread
-
     out = []
     for messages, response in items:
         prompt = model.render_prompt(list(messages))

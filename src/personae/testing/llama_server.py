@@ -17,6 +17,8 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from personae.models.bundled import bundled_gguf_path
+
 
 class LlamaServer:
     """Serves ``gguf`` (default: the bundled model) under ``alias``; stdout and stderr go to
@@ -33,8 +35,6 @@ class LlamaServer:
 
     def __enter__(self) -> LlamaServer:
         if self.gguf is None:
-            from personae.models.bundled import bundled_gguf_path
-
             self.gguf = bundled_gguf_path()
         with socket.socket() as s:  # a free port: the kernel picks, we release and reuse it
             s.bind(("127.0.0.1", 0))
