@@ -48,11 +48,11 @@ def finish_run(result: RunResult, calls: str, *, failed: str = "model calls") ->
     started), ``report.html`` rendered, how many calls, the report's path on stdout (so it
     pipes), and exit 1 when some calls failed, saying that the same command goes on from
     there."""
-    from personae.report import render_report
+    from personae.report import report_for
     from personae.report.console import print_summary
 
     print_summary(result.summary, skip_warnings=result.warnings)
-    report = render_report(result.summary, result.run_dir)
+    report = report_for(result.summary, result.run_dir)
     others = sorted(p.name for p in result.run_dir.iterdir()
                     if p.is_file() and p.suffix in (".json", ".jsonl", ".md", ".svg"))
     typer.echo(f"{calls}; {', '.join(others)} beside the report:", err=True)

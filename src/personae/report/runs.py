@@ -13,7 +13,7 @@ from personae.report.html import REPORT_NAME, write_report
 from personae.report.simulate import write_simulate_report
 from personae.report.survey import write_survey_report
 from personae.report.sweep import write_sweep_report
-from personae.runtime.spine import RunKind, resummarise
+from personae.runtime.spine import SUMMARY_FILE, RunKind, resummarise
 from personae.sim.run import SimKind
 from personae.steer.sweep import Sweep
 from personae.survey.run import SurveyKind
@@ -41,6 +41,16 @@ def render_report(summary: Mapping[str, Any], run_dir: str | Path) -> Path:
         raise InputError(f"no report for a run of kind {summary.get('kind')!r}")
     writer(summary, Path(run_dir))
     return Path(run_dir) / REPORT_NAME
+
+
+def report_for(summary: Mapping[str, Any], run_dir: str | Path) -> Path:
+    """``run_dir/report.html``, rendered only when it is missing or older than
+    ``summary.json``: a finished run re-run rewrites neither."""
+    report, written = Path(run_dir) / REPORT_NAME, Path(run_dir) / SUMMARY_FILE
+    if (report.is_file() and written.is_file()
+            and report.stat().st_mtime_ns >= written.stat().st_mtime_ns):
+        return report
+    return render_report(summary, run_dir)
 
 
 def rewrite_report(run_dir: str | Path) -> dict[str, Any]:
