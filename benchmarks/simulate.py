@@ -374,9 +374,9 @@ def worker_memory(base_url: str, turns: int, window: int, limit: int) -> dict[st
     import openai  # noqa: F401  - imported before anything is traced
 
     from personae.models import ChatParams, Message
+    from personae.runtime.spine import Display, Outcome, RunContext
     from personae.runtime.store import RunStore
     from personae.sim import SimConfig
-    from personae.runtime.spine import Display, Outcome, RunContext
     from personae.sim.run import SimKind
 
     cfg = SimConfig(personas="sample", limit=limit, conversations=1, turns=turns,

@@ -148,7 +148,7 @@ def test_similarity_is_stored_by_the_run_so_the_summary_needs_no_embedder(
     def refuse(*args: object, **kwargs: object) -> None:
         raise AssertionError("the embedding model was loaded")
 
-    import personae.sim.similarity as similarity
+    from personae.sim import similarity
 
     monkeypatch.setattr(embeddings, "embed", refuse)
     monkeypatch.setattr(similarity, "embed", refuse)

@@ -184,7 +184,7 @@ def test_extract_save_reload_and_cache(hf, tmp_path: Path) -> None:
     from personae.steer.extract import extract_vectors
     from personae.vectors.file import POSITIONS, load_vector
 
-    opts = dict(n_instructions=1, n_questions=2, max_tokens=12, progress=False)
+    opts = {"n_instructions": 1, "n_questions": 2, "max_tokens": 12, "progress": False}
     ex = extract_vectors(hf, "extroverted", **opts)
     assert ex.model_calls > 0 and ex.cache_hits == 0
     assert len(ex.samples) == 4 and {s.side for s in ex.samples} == {"pos", "neg"}
