@@ -22,7 +22,14 @@ from personae.stats import MetricValue
 
 def print_summary(summary: Mapping[str, Any], *, console: Console | None = None,
                   skip_warnings: Sequence[str] = ()) -> None:
-    """The terminal summary for ``summary``, by its kind."""
+    """The terminal summary for ``summary``, by its kind.
+
+    >>> import io
+    >>> out = Console(file=io.StringIO(), width=80)
+    >>> print_summary({"kind": "eval", "warnings": ["the judge is tiny"]}, console=out)
+    >>> out.file.getvalue().strip()
+    '! the judge is tiny'
+    """
     printers: dict[str, Callable[..., None]] = {
         "eval": print_eval_summary, "survey": print_survey_summary,
         "simulate": print_sim_summary, "sweep": print_sweep_summary}
