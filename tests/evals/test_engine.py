@@ -259,13 +259,14 @@ def test_rescore_keeps_the_runs_population_and_refuses_changed_personas(setup,
     run_eval(config(team, questions, suites=["fidelity"], limit=2), tmp_path / "run",
              models=models())
     _, stored = open_run(tmp_path / "run")
-    assert stored.limit is None  # limit is not a stored setting...
-    run_eval(stored.model_copy(update={"judges": ["scripted:judge2"]}), tmp_path / "run",
+    assert stored.limit == 2  # the run's extent is kept with it, though not its identity...
+    run_eval(stored.model_copy(update={"judges": ["scripted:judge2"], "limit": None}),
+             tmp_path / "run",
              rescore=True, models={"scripted:subject": ScriptedModel(subject, name="subject"),
                                    "scripted:judge2": Judge(judge, name="judge2")})
     store, _ = open_run(tmp_path / "run")
     roles = [r for _, r in store.items("role") if r["judge"] == "scripted:judge2"]
-    # ...yet role identification offers only the run's two personas, never "chen".
+    # ...and a rescore given no limit still offers only the run's two personas, never "chen".
     assert roles and all(set(r["options"]) <= {"ana", "bo"} for r in roles)
 
     team.write_text(PERSONAS.replace("night-shift nurse", "day-shift doctor"))
