@@ -251,10 +251,15 @@ def apply(
     if not text:
         raise InputError("the prompt is empty")
     parsed = parse_model_spec(model)
-    if Capability.STEERING not in backend(parsed.backend).capabilities:
-        raise InputError(f"model {model!r}: steering needs one of the backends "
-                         f"{', '.join(backends_with(Capability.STEERING))} (hf:bundled, "
-                         "bundled)")
+    chosen = backend(parsed.backend)
+    if Capability.STEERING not in chosen.capabilities:
+        raise InputError(f"model {model!r}: steering needs the "
+                         f"{' or '.join(sorted(backends_with(Capability.STEERING)))} backend "
+                         "(hf:bundled, bundled)")
+    if min(layer, default=0) < chosen.first_steerable_block:
+        raise InputError(f"--layer {min(layer)}: the {chosen.name} backend cannot steer block "
+                         f"{min(layer)} (it steers from block {chosen.first_steerable_block}); "
+                         "use an hf: model or another layer")
     if not layer:
         raise InputError("--layer is required (decoder block, from 0)")
     vec, normalize = load_steering_file(vector)

@@ -28,6 +28,7 @@ class Backend:
     requires: str  # the package that must be importable
     capabilities: frozenset[Capability]
     steering: str | None = None  # how it steers; None: it cannot
+    first_steerable_block: int = 0
 
     def model_class(self) -> Any:
         """The backend's class (a `personae.models.base.BaseBackend`)."""
@@ -41,7 +42,7 @@ class Backend:
 BACKENDS: dict[str, Backend] = {b.name: b for b in (
     Backend("llamacpp", ("bundled", "llamacpp:PATH.gguf"), "personae.models.llamacpp",
             "LlamaCppModel", "llama_cpp", _SCORING | {Capability.STEERING},
-            steering="control vectors"),
+            steering="control vectors", first_steerable_block=1),  # its buffers start at block 1
     Backend("hf", ("hf:bundled", "hf:PATH"), "personae.models.hf", "HFModel", "transformers",
             _SCORING | {Capability.HIDDEN_STATES, Capability.STEERING, Capability.BATCH},
             steering="forward hooks"),
