@@ -8,8 +8,10 @@ from typing import Annotated
 
 import typer
 
-from personae.cli.options import csv, finish_run
+from personae.cli.options import csv, finish_run, run_dir_option
 from personae.evals.config import PRESETS, EvalConfig
+
+RunDirOpt = run_dir_option("eval-<settings digest>")
 
 
 def _default(field: str) -> str:
@@ -53,9 +55,7 @@ def eval_(
     preset: Annotated[str | None, typer.Option(
         help="quick (a few minutes on a laptop: " + _preset_text("quick") + ") or standard ("
         + _preset_text("standard") + "); flags override it.")] = None,
-    out: Annotated[Path | None, typer.Option(
-        "--out", "-o", help="Run directory (default: personae-runs/eval-<settings digest>). "
-        "Re-running with the same settings resumes it.")] = None,
+    out: RunDirOpt = None,
     samples: Annotated[int | None, typer.Option(help="Responses per probe (atomic RC needs "
                                                 f"2 or more; {_default('samples')}).")] = None,
     tasks: Annotated[str | None, typer.Option(

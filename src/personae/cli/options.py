@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from pathlib import Path
+from typing import Annotated, Any
 
 import typer
 
@@ -19,6 +20,18 @@ FormatOpt = Annotated[str, typer.Option("--format", help="Persona file format: a
                                         + ", ".join(FORMATS) + ".")]
 TemplateOpt = Annotated[str, typer.Option("--template", "-t", help="Built-in template ("
                                           + ", ".join(BUILTIN_TEMPLATES) + ") or a Jinja2 file.")]
+
+
+def run_dir_option(default: str) -> Any:
+    """The ``--out`` option of a run command, naming its default directory under
+    ``personae-runs/``.
+
+    >>> run_dir_option("eval-<settings digest>").__metadata__[0].help
+    'Run directory (default: personae-runs/eval-<settings digest>). Re-running with the same settings resumes it.'
+    """
+    return Annotated[Path | None, typer.Option(
+        "--out", "-o", help=f"Run directory (default: personae-runs/{default}). Re-running "
+        "with the same settings resumes it.")]
 
 
 def by_id(personas: list[Persona], ref: str, persona_id: str) -> Persona:

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Annotated
 
 import typer
 
-from personae.cli.options import DEFAULT_PERSONA, csv, finish_run
+from personae.cli.options import DEFAULT_PERSONA, csv, finish_run, run_dir_option
+
+RunDirOpt = run_dir_option("simulate-<settings digest>")
 
 
 def simulate(
@@ -56,9 +57,7 @@ def simulate(
     max_facts: Annotated[int | None, typer.Option(help="Persona facts checked by NLI per "
                                                   "turn (default 3).")] = None,
     limit: Annotated[int | None, typer.Option(help="Only the first N personas.")] = None,
-    out: Annotated[Path | None, typer.Option(
-        "--out", "-o", help="Run directory (default: personae-runs/simulate-<settings "
-        "digest>). Re-running with the same settings resumes it.")] = None,
+    out: RunDirOpt = None,
     concurrency: Annotated[int | None, typer.Option(help="Conversations in flight.")] = None,
     no_cache: Annotated[bool, typer.Option("--no-cache", help="Always call the models.")] = False,
 ) -> None:

@@ -20,6 +20,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from personae.cli.options import finish_run, run_dir_option
 from personae.errors import InputError
 from personae.steer.inputs import (
     RELATIVE_HELP,
@@ -29,6 +30,8 @@ from personae.steer.inputs import (
     require_residual_norms,
 )
 from personae.vectors.file import METHODS, POSITIONS
+
+RunDirOpt = run_dir_option("sweep-<vector>-L<layer>-<digest of the settings and files>")
 
 app = typer.Typer(no_args_is_help=True, add_completion=False, rich_markup_mode=None,
                   help="Persona vectors: extract, monitor, apply, export to llama.cpp, sweep.")
@@ -202,13 +205,10 @@ def sweep(
     items: Annotated[int | None, typer.Option(min=2, help="First N items of the domain.")
                      ] = None,
     seed: Annotated[int, typer.Option(min=0, max=2**31 - 1)] = 0,
-    out: Annotated[Path | None, typer.Option(
-        "--out", "-o", help="Run directory (default: personae-runs/sweep-<vector>-L<layer>-"
-        "<digest of the settings and files>).")] = None,
+    out: RunDirOpt = None,
 ) -> None:
     """Steer over coefficients -k..+k and measure, per coefficient: the instrument score,
     an embedding text score, the activation projection and coherence (perplexity)."""
-    from personae.cli.options import finish_run
     from personae.steer.sweep import SweepConfig, run_sweep, symmetric_coefficients
 
     config = SweepConfig(vector=str(vector), layer=layer, relative=relative,

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Annotated
 
 import typer
 
-from personae.cli.options import csv, finish_run
+from personae.cli.options import csv, finish_run, run_dir_option
+
+RunDirOpt = run_dir_option("survey-<settings digest>")
 
 
 def survey(
@@ -36,9 +37,7 @@ def survey(
     seed: Annotated[int | None, typer.Option(help="Seed of the shuffled item order.")] = None,
     block_size: Annotated[int | None, typer.Option(
         help="Items per conversation in the ordered/shuffled variants (default 10).")] = None,
-    out: Annotated[Path | None, typer.Option(
-        "--out", "-o", help="Run directory (default: personae-runs/survey-<settings "
-        "digest>). Re-running with the same settings resumes it.")] = None,
+    out: RunDirOpt = None,
     concurrency: Annotated[int | None, typer.Option(help="Requests in flight.")] = None,
     no_cache: Annotated[bool, typer.Option("--no-cache", help="Always call the model.")] = False,
 ) -> None:
