@@ -28,6 +28,13 @@ class RunError(PersonaeError, RuntimeError):
     exit_code = 1
 
 
+class GateFailed(PersonaeError):
+    """A quality gate (``--fail-under``, ``--baseline``/``--max-drop``) failed: the run itself
+    worked, its numbers did not pass (exit 3). The message has one line per failed condition."""
+
+    exit_code = 3
+
+
 class CapabilityError(InputError):
     """A backend was asked for something it cannot do.
 

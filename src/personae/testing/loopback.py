@@ -5,8 +5,10 @@ requests it received (and keeps their bodies, unless ``keep_bodies=False``), and
 to fail: a list of HTTP status codes to return for the first requests (e.g. ``[429, 503]``),
 or ``hang=True`` to never answer. With ``varied=True`` the reply is a sentence picked by a
 hash of the request's messages instead: the same request always gets the same reply, and
-different turns of a conversation get different replies. It speaks plain HTTP/1.1 with
-keep-alive on asyncio streams, so it costs far less than the client under test.
+different turns of a conversation get different replies; ``reply_fn`` computes the reply from
+the request body (a judge that grades what it is shown, a subject that degrades). It speaks
+plain HTTP/1.1 with keep-alive on asyncio streams, so it costs far less than the client under
+test.
 
     python -m personae.testing.loopback --port 8099 --delay 0.05
 """
@@ -19,7 +21,7 @@ import hashlib
 import json
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 _REASONS = {200: "OK", 400: "Bad Request", 404: "Not Found", 429: "Too Many Requests",
             500: "Internal Server Error", 503: "Service Unavailable"}
@@ -35,8 +37,10 @@ class LoopbackServer:
 
     def __init__(self, *, delay_s: float = 0.0, reply: str = "Hello from loopback.",
                  fail_with: Sequence[int] = (), hang: bool = False, host: str = "127.0.0.1",
-                 port: int = 0, keep_bodies: bool = True, varied: bool = False) -> None:
+                 port: int = 0, keep_bodies: bool = True, varied: bool = False,
+                 reply_fn: Callable[[dict], str] | None = None) -> None:
         self.delay_s, self.reply, self.hang, self.varied = delay_s, reply, hang, varied
+        self.reply_fn = reply_fn
         self.keep_bodies = keep_bodies
         self.host, self.port = host, port
         self._failures = list(fail_with)
@@ -103,13 +107,18 @@ class LoopbackServer:
                 await asyncio.sleep(self.delay_s)
             finally:
                 self.in_flight -= 1
-        return 200, {
+        return 200, self._completion(req)
+
+    def _completion(self, req: dict) -> dict:
+        if self.reply_fn is not None:
+            content = self.reply_fn(req)
+        else:
+            content = varied_reply(req) if self.varied else self.reply
+        return {
             "id": f"chatcmpl-{self.requests}", "object": "chat.completion",
             "created": int(time.time()), "model": req.get("model", "loopback"),
             "choices": [{"index": 0, "finish_reason": "stop",
-                         "message": {"role": "assistant",
-                                     "content": varied_reply(req) if self.varied
-                                     else self.reply}}],
+                         "message": {"role": "assistant", "content": content}}],
             "usage": {"prompt_tokens": 10, "completion_tokens": 4, "total_tokens": 14},
         }
 

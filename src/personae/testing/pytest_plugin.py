@@ -1,0 +1,1 @@
+"""personae's pytest plugin (registered through the ``pytest11`` entry point)."""
