@@ -14,7 +14,7 @@ from typing import Annotated
 import typer
 
 from personae import __version__
-from personae.cli import chat, evaluation, models, personas, simulate, steer, survey
+from personae.cli import chat, evaluation, export, models, personas, simulate, steer, survey
 from personae.errors import PersonaeError
 
 # Recent typer vendors its own copy of click: take the exception classes from wherever typer's
@@ -33,7 +33,7 @@ app.command()(survey.survey)
 app.command()(simulate.simulate)
 app.command()(evaluation.report)
 app.command()(evaluation.rescore)
-app.command()(evaluation.export)
+app.command()(export.export)
 app.command()(models.models)
 app.add_typer(personas.app, name="personas")
 app.add_typer(steer.app, name="steer")
