@@ -9,7 +9,9 @@ from typing import Annotated
 import typer
 
 from personae.cli.options import csv, finish_run, run_dir_option
-from personae.evals.config import PRESETS, EvalConfig
+from personae.errors import GateFailed, InputError
+from personae.evals.config import METRICS, PRESETS, EvalConfig
+from personae.runtime.spine import RunResult
 
 RunDirOpt = run_dir_option("eval-<settings digest>")
 
@@ -75,11 +77,26 @@ def eval_(
     seed: Annotated[int | None, typer.Option(help=f"Sampling seed ({_default('seed')}).")
                     ] = None,
     no_cache: Annotated[bool, typer.Option("--no-cache", help="Always call the models.")] = False,
+    fail_under: Annotated[str | None, typer.Option(
+        help="Quality gate: METRIC=FLOOR,... (metrics: " + ", ".join(METRICS) + "); exit 3 "
+        "when an estimate is below its floor, e.g. fidelity=3.5,consistency=0.2.")] = None,
+    baseline: Annotated[Path | None, typer.Option(
+        help="Quality gate: an earlier eval run to compare with, probe by probe; exit 3 when "
+        "a metric dropped beyond noise (paired bootstrap CI above 0) and by more than "
+        "--max-drop.")] = None,
+    max_drop: Annotated[str | None, typer.Option(
+        help="With --baseline: METRIC=DROP,... allowed (default: every measured metric, 0)."
+    )] = None,
 ) -> None:
     """Measure how faithfully a model plays personas: PersonaGym fidelity, consistency (NLI),
-    atomic trait fidelity, judge reliability, and no-persona / assistant baselines."""
+    atomic trait fidelity, judge reliability, and no-persona / assistant baselines.
+
+    With --fail-under or --baseline it is also a quality gate for CI: exit 3 when the run's
+    numbers fail it (1: the run itself failed; 2: bad input). A gate never passes on a judge
+    that failed its reliability checks."""
     from personae.evals.config import build_config
-    from personae.evals.run import run_eval
+    from personae.evals.gate import check_suites, parse_thresholds
+    from personae.evals.run import open_run, run_eval
 
     config = build_config(
         preset, personas=personas, model=model, judges=judge,
@@ -87,9 +104,38 @@ def eval_(
         limit=limit, samples=samples, judge_batch=judge_batch,
         reliability_sample=reliability_sample, max_tokens=max_tokens,
         judge_max_tokens=judge_max_tokens, concurrency=concurrency, seed=seed)
+    floors = parse_thresholds(fail_under, "--fail-under")
+    drops = parse_thresholds(max_drop, "--max-drop")
+    if drops and baseline is None:
+        raise InputError("--max-drop needs --baseline RUN_DIR (the run to compare with)")
+    check_suites(config, [*floors, *drops])
+    if baseline is not None:  # a wrong baseline is bad input: say so before any model runs
+        open_run(baseline)[0].close()
     result = run_eval(config, out, use_cache=not no_cache)
     finish_run(result, f"{result.model_calls} model calls, {result.cache_hits} from the "
                "cache")
+    if floors or baseline is not None:
+        gate(result, floors, baseline, drops)
+
+
+def gate(result: RunResult, floors: dict[str, float], baseline: Path | None,
+         drops: dict[str, float]) -> None:
+    """Print each gate condition (stderr) and exit 3 when one failed."""
+    from personae.evals.gate import check_gate
+    from personae.evals.run import open_run
+
+    store, config = open_run(result.run_dir)
+    try:
+        verdict = check_gate(store, config, result.summary, fail_under=floors,
+                             baseline=baseline, max_drop=drops)
+    finally:
+        store.close()
+    for condition in verdict.conditions:
+        typer.echo(f"gate: {'ok    ' if condition.passed else 'FAILED'} {condition.line}",
+                   err=True)
+    if not verdict.passed:
+        raise GateFailed(f"quality gate failed ({len(verdict.failures)} of "
+                         f"{len(verdict.conditions)} conditions)")
 
 
 def report(run_dir: Annotated[Path, typer.Argument(help="A run directory.")]) -> None:

@@ -11,6 +11,9 @@ from personae.evals.personagym import TASKS
 from personae.runtime.settings import RunSettings
 
 SUITES: tuple[str, ...] = ("fidelity", "consistency", "atomic")
+# The headline metrics a quality gate can check, and the suite that measures each.
+METRICS: dict[str, str] = {"fidelity": "fidelity", "consistency": "consistency",
+                           "acc_atom": "atomic", "ic_atom": "atomic", "rc_atom": "atomic"}
 # The persona itself plus the two controls every eval runs on the same probes.
 CONDITIONS: tuple[str, ...] = ("persona", "no_persona", "assistant")
 ASSISTANT_PROMPT = "You are a helpful assistant."

@@ -22,6 +22,7 @@ import json
 import threading
 import time
 from collections.abc import Callable, Sequence
+from typing import Self
 
 _REASONS = {200: "OK", 400: "Bad Request", 404: "Not Found", 429: "Too Many Requests",
             500: "Internal Server Error", 503: "Service Unavailable"}
@@ -122,7 +123,7 @@ class LoopbackServer:
             "usage": {"prompt_tokens": 10, "completion_tokens": 4, "total_tokens": 14},
         }
 
-    def __enter__(self) -> LoopbackServer:
+    def __enter__(self) -> Self:
         def run() -> None:
             self._loop = asyncio.new_event_loop()
             self._loop.run_until_complete(self.start())
@@ -163,6 +164,59 @@ def varied_reply(request: dict) -> str:
     digest = hashlib.sha256(json.dumps(request.get("messages"), sort_keys=True).encode()).digest()
     words = [_WORDS[b % len(_WORDS)] for b in digest[:9]]
     return f"The {words[0]} and the {words[1]}: " + " ".join(words[2:]) + "."
+
+
+def in_character_reply(request: dict, *, degraded: bool = False) -> str:
+    """A subject that plays the persona in its system prompt: it names who it is (so a judge
+    can tell the personas apart) and varies with the question. ``degraded`` plays none.
+
+    >>> req = {"messages": [{"role": "system", "content": "You are Ana, a nurse."},
+    ...                     {"role": "user", "content": "Hi?"}]}
+    >>> in_character_reply(req).endswith("(You are Ana, a nurse.)")
+    True
+    >>> in_character_reply(req, degraded=True).startswith("As an AI")
+    True
+    """
+    messages = request.get("messages") or []
+    system = next((m["content"] for m in messages if m.get("role") == "system"), "")
+    if degraded or not system:
+        return "As an AI language model, I do not have a personal life. " + varied_reply(request)
+    return f"{varied_reply(request)} ({' '.join(system.split()[:40])})"
+
+
+def grading_judge(score: Callable[[str], int]) -> Callable[[dict], str]:
+    """A ``reply_fn`` for a judge server that grades what it is shown: a rubric request ends
+    in ``Therefore, the final score is N.`` with ``N = score(request text)``, an NLI request
+    answers ``entailment``, a role-identification request names the persona whose
+    description shares the most words with the response, anything else gets a varied reply.
+
+    >>> judge = grading_judge(lambda text: 2 if "As an AI" in text else 4)
+    >>> judge({"messages": [{"role": "system", "content": "You are a CRITICAL judge ..."},
+    ...                     {"role": "user", "content": "Response: As an AI, I cannot"}]})
+    'Therefore, the final score is 2.'
+    """
+    def reply(request: dict) -> str:
+        messages = request.get("messages") or []
+        text = "\n".join(str(m.get("content", "")) for m in messages)
+        if "natural-language inference" in text:
+            return "entailment"
+        if "which persona wrote it" in text:
+            return _role_answer(text)
+        if "evaluate responses to questions based on a given rubric" in text:
+            return f"Therefore, the final score is {score(text)}."
+        return varied_reply(request)
+
+    return reply
+
+
+def _role_answer(text: str) -> str:
+    listing, _, response = text.partition("Response:")
+    words = set(response.lower().split())
+    options = [(line[0], set(line[3:].lower().split())) for line in listing.splitlines()
+               if len(line) > 3 and line[0].isupper() and line[1:3] == ". "]
+    if not options:
+        return "A"
+    return max(options, key=lambda o: len(o[1] & words))[0]
 
 
 def main() -> None:

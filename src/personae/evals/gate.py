@@ -1,0 +1,265 @@
+"""The persona quality gate: fail a CI job when a run's numbers are too low, or dropped
+against a baseline run beyond judge noise.
+
+Two kinds of condition, each one line when it fails:
+
+- a floor (``--fail-under fidelity=3.5``) compares the run's headline estimate, the number
+  its report shows, with the floor: ``fidelity 3.21 [3.05, 3.37] < 3.5``;
+- a drop (``--baseline RUN_DIR --max-drop fidelity=0.3``) pairs the two runs probe by probe
+  (persona by persona for the atomic metrics) and fails only when the drop's paired
+  bootstrap interval excludes zero *and* the drop exceeds the allowed one:
+  ``fidelity dropped 0.42 [0.18, 0.66] vs baseline (max 0.3)``.
+
+Every metric is judged by a model, so a gate never passes on a judge that failed its
+reliability checks (this run's or the baseline's): that is a failed condition, with the reason.
+The condition functions are pure; `check_gate` reads the stores.
+"""
+
+from __future__ import annotations
+
+import difflib
+from collections import defaultdict
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from personae.errors import InputError
+from personae.evals import atomic
+from personae.evals.config import METRICS, EvalConfig
+from personae.evals.engine import target_trait
+from personae.evals.run import open_run
+from personae.evals.summary import reliability_section
+from personae.judge.nli import c_score
+from personae.persona.sample import resolve_personas
+from personae.runtime.store import RunStore
+from personae.stats import MetricValue, mean_of, paired_delta_ci
+
+
+def parse_thresholds(text: str | None, option: str) -> dict[str, float]:
+    """``"fidelity=3.5,consistency=0.2"`` as ``{metric: number}``; a one-line error naming
+    ``option`` for anything else.
+
+    >>> parse_thresholds("fidelity=3.5, consistency=0.2", "--fail-under")
+    {'fidelity': 3.5, 'consistency': 0.2}
+    >>> parse_thresholds("fidelty=3", "--fail-under")
+    Traceback (most recent call last):
+    ...
+    personae.errors.InputError: --fail-under: unknown metric 'fidelty'; did you mean 'fidelity'? (metrics: fidelity, consistency, acc_atom, ic_atom, rc_atom)
+    """
+    out: dict[str, float] = {}
+    for part in (text or "").split(","):
+        if not part.strip():
+            continue
+        name, sep, number = (s.strip() for s in part.partition("="))
+        if not sep:
+            raise InputError(f"{option}: expected METRIC=NUMBER, got {part.strip()!r}")
+        if name not in METRICS:
+            close = difflib.get_close_matches(name, list(METRICS), n=1)
+            hint = f"; did you mean {close[0]!r}?" if close else ""
+            raise InputError(f"{option}: unknown metric {name!r}{hint} "
+                             f"(metrics: {', '.join(METRICS)})")
+        try:
+            out[name] = float(number)
+        except ValueError:
+            raise InputError(f"{option}: {name}={number!r} is not a number") from None
+    return out
+
+
+@dataclass(frozen=True)
+class Condition:
+    """One gate condition and whether it held. ``line`` says what was compared."""
+
+    metric: str
+    passed: bool
+    line: str
+
+
+@dataclass(frozen=True)
+class GateResult:
+    """Every condition a gate checked; it passes when all of them held."""
+
+    conditions: tuple[Condition, ...]
+
+    @property
+    def passed(self) -> bool:
+        return all(c.passed for c in self.conditions)
+
+    @property
+    def failures(self) -> list[str]:
+        """One line per failed condition."""
+        return [c.line for c in self.conditions if not c.passed]
+
+
+def floor_condition(metric: str, value: MetricValue | None, floor: float) -> Condition:
+    """The run's estimate against a floor. A metric the run could not estimate fails.
+
+    >>> floor_condition("fidelity", MetricValue(value=3.21, ci_low=3.05, ci_high=3.37, n=40),
+    ...                 3.5).line
+    'fidelity 3.21 [3.05, 3.37] < 3.5'
+    >>> floor_condition("fidelity", MetricValue(value=3.8, n=1), 3.5).passed
+    True
+    """
+    if value is None or value.value is None:
+        return Condition(metric, False, f"{metric}: no value to compare with {floor:g} "
+                         "(nothing was scored)")
+    ok = value.value >= floor
+    return Condition(metric, ok, f"{metric} {_interval(value)} {'≥' if ok else '<'} {floor:g}")
+
+
+def drop_condition(metric: str, current: Mapping[str, float], baseline: Mapping[str, float],
+                   max_drop: float, *, units: str = "probes") -> Condition:
+    """The drop from ``baseline`` to ``current`` over the units both scored, with a paired
+    bootstrap interval. It fails only when the interval excludes zero and the drop exceeds
+    ``max_drop``: a drop inside the noise, or a small real one, passes.
+
+    >>> base = {f"q{i}": 4.0 + (i % 3) * 0.5 for i in range(30)}
+    >>> worse = {k: v - 1.0 for k, v in base.items()}
+    >>> c = drop_condition("fidelity", worse, base, 0.3)
+    >>> c.passed, c.line
+    (False, 'fidelity dropped 1.00 [1.00, 1.00] vs baseline (max 0.3; 30 probes)')
+    >>> drop_condition("fidelity", base, base, 0.3).passed
+    True
+    """
+    common = [k for k in baseline if k in current]
+    if not common:
+        return Condition(metric, False, f"{metric}: no {units} scored in both this run and "
+                         "the baseline, so nothing can be compared (same personas and "
+                         "questions?)")
+    delta = paired_delta_ci([baseline[k] for k in common], [current[k] for k in common])
+    assert delta.value is not None
+    low = delta.ci_low if delta.ci_low is not None else delta.value
+    dropped = low > 0 and delta.value > max_drop
+    verb = "dropped" if delta.value >= 0 else "rose"
+    shown = _interval(delta) if delta.value >= 0 else f"{-delta.value:.2f}"
+    return Condition(metric, not dropped, f"{metric} {verb} {shown} vs baseline "
+                     f"(max {max_drop:g}; {len(common)} {units})")
+
+
+def _interval(m: MetricValue) -> str:
+    """``3.21 [3.05, 3.37]`` (the n is said elsewhere, or not needed)."""
+    if m.ci_low is None or m.ci_high is None:
+        return f"{m.value:.2f}"
+    return f"{m.value:.2f} [{m.ci_low:.2f}, {m.ci_high:.2f}]"
+
+
+def judge_condition(metric: str, reliability: Mapping[str, Any], whose: str) -> Condition:
+    """A judged metric's gate cannot pass on a judge that failed a reliability check."""
+    failed = any(c.get("passed") is False for c in reliability.get("checks", []))
+    line = (f"{metric}: {whose} judge failed its reliability checks: {reliability['verdict']}"
+            if failed else f"{metric}: {whose} judge passed the reliability checks that ran")
+    return Condition(metric, not failed, line)
+
+
+def headline(summary: Mapping[str, Any], metric: str) -> MetricValue | None:
+    """The number a run's report shows for ``metric`` (persona condition), or None."""
+    suite = summary.get(METRICS[metric])
+    if not suite:
+        return None
+    if metric == "fidelity":
+        found = suite.get("by_condition", {}).get("persona", {}).get("persona_score")
+    elif metric == "consistency":
+        found = suite.get("by_condition", {}).get("persona")
+    else:
+        found = suite.get("overall", {}).get(metric)
+    return MetricValue.model_validate(found) if found else None
+
+
+def unit_scores(store: RunStore, config: EvalConfig, metric: str) -> dict[str, float]:
+    """Per-unit values of ``metric`` for pairing two runs: per probe (mean over samples and
+    judges) for fidelity and consistency, per persona for the atomic metrics. Only the
+    persona condition and ``config``'s judges count; unparsed judgements are left out."""
+    responses = dict(store.items("response"))
+    per_probe: dict[str, list[float | None]] = defaultdict(list)
+    if metric == "fidelity":
+        by_response: dict[str, list[float | None]] = defaultdict(list)
+        for _, j in store.items("judgement"):
+            if (j["variant"] == "main" and j["judge"] in config.judges
+                    and j["condition"] == "persona"):
+                by_response[j["response_key"]].append(j["score"])
+        for key, scores in by_response.items():
+            per_probe[responses[key]["probe_id"]].append(mean_of(scores))
+    elif metric == "consistency":
+        labels: dict[str, list[str | None]] = defaultdict(list)
+        for _, r in store.items("nli"):
+            if r["judge"] == config.judges[0] and r["condition"] == "persona":
+                labels[r["response_key"]].append(r["label"])
+        for key, ls in labels.items():
+            per_probe[responses[key]["probe_id"]].append(c_score(ls))
+    else:
+        return _atomic_scores(store, config, metric)
+    means = {probe: mean_of(values) for probe, values in per_probe.items()}
+    return {probe: v for probe, v in means.items() if v is not None}
+
+
+def _atomic_scores(store: RunStore, config: EvalConfig, metric: str) -> dict[str, float]:
+    atoms = [r for _, r in store.items("atom") if r["judge"] == config.judges[0]]
+    personas = {p.id: p for p in resolve_personas(config.personas)}
+    out: dict[str, float] = {}
+    for pid in dict.fromkeys(r["persona_id"] for r in atoms):
+        target = target_trait(personas[pid]) if pid in personas else None
+        if target is None:
+            continue
+        mine = sorted((r for r in atoms if r["persona_id"] == pid), key=lambda r: r["index"])
+        probes = list(dict.fromkeys(r["probe_id"] for r in mine))
+        nested = [[[r["score"] for r in mine if r["sample"] == g and r["probe_id"] == q]
+                   for q in probes] for g in range(config.samples)]
+        value = atomic.atomic_fidelity(nested, target[1]).get(metric)
+        if value is not None:
+            out[pid] = value
+    return out
+
+
+def check_gate(store: RunStore, config: EvalConfig, summary: Mapping[str, Any], *,
+               fail_under: Mapping[str, float] | None = None,
+               baseline: str | Path | None = None,
+               max_drop: Mapping[str, float] | None = None) -> GateResult:
+    """Check a finished eval against floors and a baseline run (no model is loaded).
+
+    With a baseline and no ``max_drop``, every metric the run measured is compared with an
+    allowed drop of 0: any drop the data shows beyond noise fails.
+    """
+    fail_under = dict(fail_under or {})
+    conditions: list[Condition] = []
+    for metric, floor in fail_under.items():
+        conditions.append(floor_condition(metric, headline(summary, metric), floor))
+    drops: dict[str, float] = {}
+    if baseline is not None:
+        drops = dict(max_drop) if max_drop else {
+            m: 0.0 for m in METRICS if headline(summary, m) is not None}
+        conditions += _baseline_conditions(store, config, Path(baseline), drops)
+    reliability = summary.get("reliability") or {}
+    for metric in dict.fromkeys([*fail_under, *drops]):
+        conditions.append(judge_condition(metric, reliability, "this run's"))
+    return GateResult(tuple(conditions))
+
+
+def _baseline_conditions(store: RunStore, config: EvalConfig, baseline: Path,
+                         drops: Mapping[str, float]) -> list[Condition]:
+    base_store, base_config = open_run(baseline)
+    try:
+        if sorted(base_config.judges) != sorted(config.judges):
+            return [Condition(m, False, f"{m}: the baseline was judged by "
+                              f"{', '.join(base_config.judges)}, this run by "
+                              f"{', '.join(config.judges)}; compare runs judged alike")
+                    for m in drops]
+        conditions = []
+        units = {m: "personas" if METRICS[m] == "atomic" else "probes" for m in drops}
+        for metric, allowed in drops.items():
+            conditions.append(drop_condition(
+                metric, unit_scores(store, config, metric),
+                unit_scores(base_store, base_config, metric), allowed, units=units[metric]))
+        base_reliability = reliability_section(base_store, base_config)
+        conditions += [judge_condition(m, base_reliability, "the baseline's") for m in drops]
+        return conditions
+    finally:
+        base_store.close()
+
+
+def check_suites(config: EvalConfig, metrics: Sequence[str]) -> None:
+    """Refuse, before any model runs, a gate on a metric the eval will not measure."""
+    for metric in metrics:
+        if METRICS[metric] not in config.suites:
+            raise InputError(f"the gate asks for {metric}, which the {METRICS[metric]} suite "
+                             f"measures; add it with --suite "
+                             f"{','.join([*config.suites, METRICS[metric]])}")
