@@ -345,6 +345,31 @@ def test_extra_samples_only_for_the_persona_condition(setup, tmp_path: Path) -> 
     assert all(row["rc_atom"] is not None for row in atomic["per_persona"])
 
 
+def test_extra_samples_are_graded_and_the_summary_stays_on_the_first(setup,
+                                                                     tmp_path: Path) -> None:
+    team, questions = setup
+
+    def drifting(messages: Sequence[Message], params: ChatParams) -> str:
+        # The second sample of a persona answer drops the persona: graded 2, not 5.
+        return subject(messages, params) if params.sample_index == 0 else "It depends."
+
+    def run(samples: int, out: str) -> dict:
+        ms = {"scripted:subject": ScriptedModel(drifting, name="subject"),
+              "scripted:judge": Judge(judge, name="judge")}
+        return run_eval(config(team, questions, suites=["fidelity", "consistency"],
+                               samples=samples), tmp_path / out, models=ms).summary
+
+    one, two = run(1, "one"), run(2, "two")
+    store, _ = open_run(tmp_path / "two")
+    second = [r for _, r in store.items("judgement")
+              if r["variant"] == "main" and r["sample"] == 1]
+    assert len(second) == 9 and {r["score"] for r in second} == {2.0}
+    assert {r["condition"] for r in second} == {"persona"}
+    assert {r["sample"] for _, r in store.items("nli")} == {0, 1}
+    for section in ("fidelity", "consistency"):
+        assert two[section] == one[section]
+    assert two["reliability"]["checks"] == one["reliability"]["checks"]
+
 class WordsOnlyJudge(Judge):
     """A judge behind a server that gives no logprobs (like a chat API without them)."""
 

@@ -27,7 +27,7 @@ from personae.judge import nli as consistency
 from personae.judge.choices import parse_letter
 from personae.judge.closed import ClosedAnswer, ClosedJudge, ClosedQuestion
 from personae.models import ChatParams, ChoiceScores, Completion, Message, Model, load_model
-from personae.persona import Persona, load_template, render_system_prompt
+from personae.persona import Persona, Template, load_template, render_system_prompt
 from personae.persona.sample import resolve_personas
 from personae.runtime import ChatRequest, ResponseCache, Runner
 from personae.runtime.pool import run_pool
@@ -90,6 +90,35 @@ class ResponseKey(NamedTuple):
 
 def response_key(probe: Probe, condition: str, sample: int = 0) -> ResponseKey:
     return ResponseKey(probe.id, condition, sample)
+
+
+def subject_messages(persona: Persona, condition: str, question: str,
+                     template: str | Template) -> list[Message]:
+    """The messages an eval sends the subject for ``question`` under ``condition``, rendered
+    with ``template`` (a template name or a loaded one); no model needed, so what was sent
+    can be rebuilt from a run's settings (`personae.evals.training` does).
+
+    >>> [m.role for m in subject_messages(Persona(name="Ana"), "persona", "Hi?", "card")]
+    ['system', 'user']
+    >>> subject_messages(Persona(name="Ana"), "no_persona", "Hi?", "card")[0].role
+    'user'
+    """
+    user = Message(role="user", content=question)
+    if condition == "persona":
+        return [Message(role="system", content=render_system_prompt(persona, template)), user]
+    if condition == "assistant":
+        return [Message(role="system", content=ASSISTANT_PROMPT), user]
+    return [user]
+
+
+def subject_samples(condition: str, samples: int) -> range:
+    """The sample indices a run asks of the subject under ``condition``: extra samples are
+    drawn for the persona condition only (controls are a baseline, one answer each).
+
+    >>> list(subject_samples("persona", 3)), list(subject_samples("assistant", 3))
+    ([0, 1, 2], [0])
+    """
+    return range(samples if condition == "persona" else 1)
 
 
 class EvalRun:
@@ -344,21 +373,15 @@ class EvalRun:
 
     # -- responses -----------------------------------------------------------------------
     def subject_messages(self, persona: Persona, condition: str, question: str) -> list[Message]:
-        user = Message(role="user", content=question)
-        if condition == "persona":
-            system = render_system_prompt(persona, self.template)
-            return [Message(role="system", content=system), user]
-        if condition == "assistant":
-            return [Message(role="system", content=ASSISTANT_PROMPT), user]
-        return [user]
+        return subject_messages(persona, condition, question, self.template)
 
     async def run_responses(self, probes: list[Probe]) -> None:
         jobs = []
         for probe in probes:
             persona = self.by_id[probe.persona_id]
             for condition in CONDITIONS:
-                # Extra samples feed atomic RC, which reads only the persona condition.
-                for sample in range(self.config.samples if condition == "persona" else 1):
+                # Extra samples feed atomic RC and preference pairs (evals.training).
+                for sample in subject_samples(condition, self.config.samples):
                     key = response_key(probe, condition, sample)
                     params = self.subject_params.model_copy(update={"sample_index": sample})
                     messages = self.subject_messages(persona, condition, probe.question)
@@ -401,9 +424,12 @@ class EvalRun:
                     "complete": personagym.split_examples(c.text) is not None})])
             for probe in probes))
         # Everything below works from the planned keys, not from what happens to be stored,
-        # so a run that lost a call yesterday draws the same sample and batches today.
-        planned = [(response_key(probe, condition), probe)
-                   for probe in probes for condition in CONDITIONS]
+        # so a run that lost a call yesterday draws the same sample and batches today. Every
+        # sample is graded, so samples of one probe can be ranked against each other
+        # (evals.training); the summary's numbers stay on sample 0.
+        planned = [(response_key(probe, condition, sample), probe)
+                   for probe in probes for condition in CONDITIONS
+                   for sample in subject_samples(condition, self.config.samples)]
         for judge in self.config.judges:
             await self.chat_stage(f"grading ({judge})", judge,
                                   self.grading_jobs(planned, judge, "main"))
@@ -433,9 +459,12 @@ class EvalRun:
             params = params.model_copy(update={"temperature": 1.0,
                                                "sample_index": int(variant[-1])})
         reverse = variant == "reversed"
-        groups: dict[tuple[str, str], list[tuple[ResponseKey, Probe]]] = {}
+        # A batch holds one sample index, so sample 0 is graded in the same company with
+        # or without extra samples (the judge sees the same batch, the cache still holds).
+        groups: dict[tuple[str, str, int], list[tuple[ResponseKey, Probe]]] = {}
         for key, probe in planned:
-            groups.setdefault((probe.persona_id, key.condition), []).append((key, probe))
+            groups.setdefault((probe.persona_id, key.condition, key.sample), []).append(
+                (key, probe))
         size = self.config.judge_batch
         jobs = []
         for group in groups.values():
@@ -467,7 +496,7 @@ class EvalRun:
             return [("judgement", jkey, {
                 "response_key": encode_key(key), "persona_id": rec["persona_id"],
                 "probe_id": probe.id, "task": probe.task, "condition": rec["condition"],
-                "judge": judge,
+                "sample": rec["sample"], "judge": judge,
                 "variant": variant, "score": score, "raw": c.text, "batch_size": len(batch),
                 "rubric_hash": short_hash(personagym.rubric(probe.task)), "seed": params.seed,
             }) for (_, jkey), (key, probe, rec), score in zip(keys, batch, scores, strict=True)]
@@ -504,7 +533,8 @@ class EvalRun:
     # -- consistency ---------------------------------------------------------------------
     async def run_consistency(self, probes: list[Probe]) -> None:
         jobs = []
-        for key, probe, rec in self.responses(probes):
+        for key, probe, rec in self.responses(probes, CONDITIONS,
+                                              range(self.config.samples)):
             facts = consistency.persona_facts(self.by_id[probe.persona_id])
             for i, fact in enumerate(facts[: self.config.max_facts]):
                 jobs.append(ClosedJob(
@@ -512,7 +542,8 @@ class EvalRun:
                     ClosedQuestion(consistency.nli_messages(rec["text"], fact),
                                    consistency.LABELS),
                     {"response_key": encode_key(key), "persona_id": probe.persona_id,
-                     "condition": rec["condition"], "fact": fact, "judge": self.judge},
+                     "condition": rec["condition"], "sample": rec["sample"], "fact": fact,
+                     "judge": self.judge},
                     "label", lambda s: s.top, consistency.parse_label))
         await self.closed_stage("consistency (NLI)", self.judge, jobs)
 

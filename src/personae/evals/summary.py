@@ -28,10 +28,19 @@ SMALL_JUDGE_WARNING = (
     "capable model for real measurements.")
 
 
+def _first_sample(record: dict[str, Any]) -> bool:
+    """Whether a judgement is about a first sample. The report compares conditions on one
+    answer per probe (the controls have one), so its numbers stay on sample 0; extra samples
+    are graded for ranking them against each other (evals.training). Records from before
+    extra samples were graded have no ``sample``: they are all about sample 0."""
+    return record.get("sample", 0) == 0
+
+
 def _judged(store: RunStore, config: EvalConfig, variant: str = "main") -> list[dict[str, Any]]:
-    """Rubric judgements of this run's judges (a rescored run keeps other judges' too)."""
+    """Rubric judgements of this run's judges (a rescored run keeps other judges' too), of
+    first samples."""
     return [r for _, r in store.items("judgement")
-            if r["variant"] == variant and r["judge"] in config.judges]
+            if r["variant"] == variant and r["judge"] in config.judges and _first_sample(r)]
 
 
 def _first_judge(store: RunStore, config: EvalConfig, kind: str) -> list[dict[str, Any]]:
@@ -143,7 +152,7 @@ def reliability_section(store: RunStore, config: EvalConfig) -> dict[str, Any]:
 
 def consistency_section(store: RunStore, config: EvalConfig,
                         personas: Sequence[Persona]) -> dict[str, Any] | None:
-    nli = _first_judge(store, config, "nli")
+    nli = [r for r in _first_judge(store, config, "nli") if _first_sample(r)]
     if not nli:
         return None
     by_response: dict[str, list[dict[str, Any]]] = defaultdict(list)
