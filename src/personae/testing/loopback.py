@@ -191,7 +191,8 @@ def grading_judge(score: Callable[[str], int]) -> Callable[[dict], str]:
     description shares the most words with the response, anything else gets a varied reply.
 
     >>> judge = grading_judge(lambda text: 2 if "As an AI" in text else 4)
-    >>> judge({"messages": [{"role": "system", "content": "You are a CRITICAL judge ..."},
+    >>> rubric = "... tasked to evaluate responses to questions based on a given rubric."
+    >>> judge({"messages": [{"role": "system", "content": rubric},
     ...                     {"role": "user", "content": "Response: As an AI, I cannot"}]})
     'Therefore, the final score is 2.'
     """
