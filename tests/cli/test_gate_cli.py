@@ -63,7 +63,7 @@ def test_gate_passes_a_good_model_and_fails_a_planted_regression(
                           "--fail-under", "fidelity=3.5"))
     assert proc.returncode == 0, proc.stderr
     lines = gate_lines(proc.stderr)
-    assert lines[0].startswith("gate: ok     fidelity 4.") and lines[0].endswith("≥ 3.5")
+    assert lines[0].startswith("gate: ok     fidelity 4.") and lines[0].endswith("≥ 3.5 (12 probes)")
     assert any("passed the reliability checks" in line for line in lines)
 
     # The same model sampled with another seed: new responses, new judge noise, no alarm.
@@ -81,7 +81,7 @@ def test_gate_passes_a_good_model_and_fails_a_planted_regression(
     assert proc.returncode == 3, proc.stderr
     failed = [line for line in gate_lines(proc.stderr) if line.startswith("gate: FAILED")]
     assert len(failed) == 2, proc.stderr
-    assert failed[0].startswith("gate: FAILED fidelity 2.") and failed[0].endswith("< 3.5")
+    assert failed[0].startswith("gate: FAILED fidelity 2.") and failed[0].endswith("< 3.5 (12 probes)")
     assert failed[1].startswith("gate: FAILED fidelity dropped ")
     assert failed[1].endswith("vs baseline (max 0.3; 12 probes)")
     low = float(failed[1].split("[")[1].split(",")[0])

@@ -126,8 +126,8 @@ def gate(result: RunResult, floors: dict[str, float], baseline: Path | None,
 
     store, config = open_run(result.run_dir)
     try:
-        verdict = check_gate(store, config, result.summary, fail_under=floors,
-                             baseline=baseline, max_drop=drops)
+        verdict = check_gate(store, config, fail_under=floors, baseline=baseline,
+                             max_drop=drops)
     finally:
         store.close()
     for condition in verdict.conditions:

@@ -33,7 +33,7 @@ from personae.evals.summary import reliability_section
 from personae.judge.nli import c_score
 from personae.persona.sample import resolve_personas
 from personae.runtime.store import RunStore
-from personae.stats import MetricValue, mean_of, paired_delta_ci
+from personae.stats import MetricValue, mean_ci, mean_of, paired_delta_ci
 
 
 def parse_thresholds(text: str | None, option: str) -> dict[str, float]:
@@ -91,20 +91,22 @@ class GateResult:
         return [c.line for c in self.conditions if not c.passed]
 
 
-def floor_condition(metric: str, value: MetricValue | None, floor: float) -> Condition:
+def floor_condition(metric: str, value: MetricValue, floor: float, *,
+                    units: str = "probes") -> Condition:
     """The run's estimate against a floor. A metric the run could not estimate fails.
 
     >>> floor_condition("fidelity", MetricValue(value=3.21, ci_low=3.05, ci_high=3.37, n=40),
     ...                 3.5).line
-    'fidelity 3.21 [3.05, 3.37] < 3.5'
+    'fidelity 3.21 [3.05, 3.37] < 3.5 (40 probes)'
     >>> floor_condition("fidelity", MetricValue(value=3.8, n=1), 3.5).passed
     True
     """
-    if value is None or value.value is None:
+    if value.value is None:
         return Condition(metric, False, f"{metric}: no value to compare with {floor:g} "
                          "(nothing was scored)")
     ok = value.value >= floor
-    return Condition(metric, ok, f"{metric} {_interval(value)} {'≥' if ok else '<'} {floor:g}")
+    return Condition(metric, ok, f"{metric} {_interval(value)} {'≥' if ok else '<'} "
+                     f"{floor:g} ({value.n} {units})")
 
 
 def drop_condition(metric: str, current: Mapping[str, float], baseline: Mapping[str, float],
@@ -151,18 +153,12 @@ def judge_condition(metric: str, reliability: Mapping[str, Any], whose: str) -> 
     return Condition(metric, not failed, line)
 
 
-def headline(summary: Mapping[str, Any], metric: str) -> MetricValue | None:
-    """The number a run's report shows for ``metric`` (persona condition), or None."""
-    suite = summary.get(METRICS[metric])
-    if not suite:
-        return None
-    if metric == "fidelity":
-        found = suite.get("by_condition", {}).get("persona", {}).get("persona_score")
-    elif metric == "consistency":
-        found = suite.get("by_condition", {}).get("persona")
-    else:
-        found = suite.get("overall", {}).get(metric)
-    return MetricValue.model_validate(found) if found else None
+def estimate(store: RunStore, config: EvalConfig, metric: str) -> MetricValue:
+    """``metric`` over the run's units (`unit_scores`) with a bootstrap CI. With the same
+    number of questions per task and persona (the default), the fidelity estimate equals
+    the report's PersonaScore; its interval is over probes, not personas, so it means
+    something for a single persona too."""
+    return mean_ci(list(unit_scores(store, config, metric).values()))
 
 
 def unit_scores(store: RunStore, config: EvalConfig, metric: str) -> dict[str, float]:
@@ -210,7 +206,7 @@ def _atomic_scores(store: RunStore, config: EvalConfig, metric: str) -> dict[str
     return out
 
 
-def check_gate(store: RunStore, config: EvalConfig, summary: Mapping[str, Any], *,
+def check_gate(store: RunStore, config: EvalConfig, *,
                fail_under: Mapping[str, float] | None = None,
                baseline: str | Path | None = None,
                max_drop: Mapping[str, float] | None = None) -> GateResult:
@@ -220,18 +216,22 @@ def check_gate(store: RunStore, config: EvalConfig, summary: Mapping[str, Any], 
     allowed drop of 0: any drop the data shows beyond noise fails.
     """
     fail_under = dict(fail_under or {})
-    conditions: list[Condition] = []
-    for metric, floor in fail_under.items():
-        conditions.append(floor_condition(metric, headline(summary, metric), floor))
+    conditions = [floor_condition(m, estimate(store, config, m), floor, units=_units(m))
+                  for m, floor in fail_under.items()]
     drops: dict[str, float] = {}
     if baseline is not None:
         drops = dict(max_drop) if max_drop else {
-            m: 0.0 for m in METRICS if headline(summary, m) is not None}
+            m: 0.0 for m, suite in METRICS.items()
+            if suite in config.suites and unit_scores(store, config, m)}
         conditions += _baseline_conditions(store, config, Path(baseline), drops)
-    reliability = summary.get("reliability") or {}
+    reliability = reliability_section(store, config)
     for metric in dict.fromkeys([*fail_under, *drops]):
         conditions.append(judge_condition(metric, reliability, "this run's"))
     return GateResult(tuple(conditions))
+
+
+def _units(metric: str) -> str:
+    return "personas" if METRICS[metric] == "atomic" else "probes"
 
 
 def _baseline_conditions(store: RunStore, config: EvalConfig, baseline: Path,
@@ -243,12 +243,10 @@ def _baseline_conditions(store: RunStore, config: EvalConfig, baseline: Path,
                               f"{', '.join(base_config.judges)}, this run by "
                               f"{', '.join(config.judges)}; compare runs judged alike")
                     for m in drops]
-        conditions = []
-        units = {m: "personas" if METRICS[m] == "atomic" else "probes" for m in drops}
-        for metric, allowed in drops.items():
-            conditions.append(drop_condition(
-                metric, unit_scores(store, config, metric),
-                unit_scores(base_store, base_config, metric), allowed, units=units[metric]))
+        conditions = [drop_condition(m, unit_scores(store, config, m),
+                                     unit_scores(base_store, base_config, m), allowed,
+                                     units=_units(m))
+                      for m, allowed in drops.items()]
         base_reliability = reliability_section(base_store, base_config)
         conditions += [judge_condition(m, base_reliability, "the baseline's") for m in drops]
         return conditions
