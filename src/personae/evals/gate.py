@@ -128,6 +128,9 @@ def drop_condition(metric: str, current: Mapping[str, float], baseline: Mapping[
         return Condition(metric, False, f"{metric}: no {units} scored in both this run and "
                          "the baseline, so nothing can be compared (same personas and "
                          "questions?)")
+    if len(common) < 2:
+        return Condition(metric, False, f"{metric}: only 1 of the {units} was scored in both "
+                         "this run and the baseline: too few to tell a drop from noise")
     delta = paired_delta_ci([baseline[k] for k in common], [current[k] for k in common])
     assert delta.value is not None
     low = delta.ci_low if delta.ci_low is not None else delta.value
@@ -146,11 +149,22 @@ def _interval(m: MetricValue) -> str:
 
 
 def judge_condition(metric: str, reliability: Mapping[str, Any], whose: str) -> Condition:
-    """A judged metric's gate cannot pass on a judge that failed a reliability check."""
-    failed = any(c.get("passed") is False for c in reliability.get("checks", []))
-    line = (f"{metric}: {whose} judge failed its reliability checks: {reliability['verdict']}"
-            if failed else f"{metric}: {whose} judge passed the reliability checks that ran")
-    return Condition(metric, not failed, line)
+    """A judged metric's gate cannot pass on a judge that failed a reliability check. One
+    that no check could measure passes, and the line says so.
+
+    >>> bad = {"checks": [{"passed": False}], "verdict": "the judge failed 1 of 1 checks"}
+    >>> judge_condition("fidelity", bad, "this run's")
+    Condition(metric='fidelity', passed=False, line="fidelity: this run's judge failed its reliability checks: the judge failed 1 of 1 checks")
+    """
+    checks = reliability.get("checks", [])
+    if any(c.get("passed") is False for c in checks):
+        return Condition(metric, False, f"{metric}: {whose} judge failed its reliability "
+                         f"checks: {reliability['verdict']}")
+    ran = sum(c.get("passed") is True for c in checks)
+    return Condition(metric, True, f"{metric}: {whose} judge passed the {ran} reliability "
+                     "checks that could run" if ran else
+                     f"{metric}: {whose} judge was not checked (no reliability check could "
+                     "run)")
 
 
 def estimate(store: RunStore, config: EvalConfig, metric: str) -> MetricValue:
