@@ -32,7 +32,9 @@ from personae.persona import (
     load_template,
     render_system_prompt,
     resolve_personas,
+    save_card,
     save_personas,
+    to_card_v2,
 )
 from personae.runtime import ChatRequest, ChatResult, ResponseCache, RetryPolicy, Runner
 from personae.runtime.store import RunStore
@@ -40,6 +42,8 @@ from personae.runtime.store import RunStore
 # Evals and statistics pull in scipy and pysbd: load them on first use, so `import personae`
 # (and `personae chat`) stays fast.
 _LAZY = {"EvalConfig": "personae.evals", "run_eval": "personae.evals",
+         "persona_eval": "personae.evals", "PersonaEvalResult": "personae.evals",
+         "check_gate": "personae.evals", "GateResult": "personae.evals",
          "atomic_fidelity": "personae.evals", "MetricValue": "personae.stats",
          "mean_ci": "personae.stats", "paired_delta_ci": "personae.stats",
          "slope_ci": "personae.stats", "SimConfig": "personae.sim",
@@ -66,12 +70,14 @@ __all__ = [
     "Completion",
     "Demographics",
     "EvalConfig",
+    "GateResult",
     "InputError",
     "Message",
     "MetricValue",
     "Model",
     "ModelSpec",
     "Persona",
+    "PersonaEvalResult",
     "PersonaeError",
     "Population",
     "ResponseCache",
@@ -83,6 +89,7 @@ __all__ = [
     "SimConfig",
     "__version__",
     "atomic_fidelity",
+    "check_gate",
     "load_bundled",
     "load_model",
     "load_personas",
@@ -91,10 +98,13 @@ __all__ = [
     "mean_ci",
     "paired_delta_ci",
     "parse_model_spec",
+    "persona_eval",
     "render_system_prompt",
     "resolve_personas",
     "run_eval",
     "run_simulation",
+    "save_card",
     "save_personas",
     "slope_ci",
+    "to_card_v2",
 ]

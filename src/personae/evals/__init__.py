@@ -6,8 +6,10 @@ reliability and baselines, run through the resumable run store.
 1.0
 """
 
+from personae.evals.assertions import PersonaEvalResult, persona_eval
 from personae.evals.atomic import atomic_fidelity, split_atoms
 from personae.evals.config import CONDITIONS, PRESETS, SUITES, EvalConfig, build_config
+from personae.evals.gate import GateResult, check_gate
 from personae.evals.personagym import TASKS, parse_score, persona_score
 from personae.evals.run import EvalKind, EvalResult, open_run, run_eval
 
@@ -19,10 +21,14 @@ __all__ = [
     "EvalConfig",
     "EvalKind",
     "EvalResult",
+    "GateResult",
+    "PersonaEvalResult",
     "atomic_fidelity",
     "build_config",
+    "check_gate",
     "open_run",
     "parse_score",
+    "persona_eval",
     "persona_score",
     "run_eval",
     "split_atoms",
