@@ -169,8 +169,9 @@ def judge_condition(metric: str, reliability: Mapping[str, Any], whose: str) -> 
 
 def estimate(store: RunStore, config: EvalConfig, metric: str) -> MetricValue:
     """``metric`` over the run's units (`unit_scores`) with a bootstrap CI. With the same
-    number of questions per task and persona (the default), the fidelity estimate equals
-    the report's PersonaScore; its interval is over probes, not personas, so it means
+    number of questions per task and persona and one sample per probe (the defaults), the
+    fidelity estimate equals the report's PersonaScore (extra samples are averaged in here;
+    the report reads sample 0). Its interval is over probes, not personas, so it means
     something for a single persona too."""
     return mean_ci(list(unit_scores(store, config, metric).values()))
 
