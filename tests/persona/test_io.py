@@ -30,6 +30,8 @@ def write(tmp_path: Path, name: str, content: str | bytes) -> Path:
         ("blank.jsonl", "\n  \n", ["blank.jsonl", "empty"]),
         ("nums.yaml", "42\n", ["nums.yaml", "got int"]),
         ("people.csv", "name\nAna\n", ["people.csv", "unsupported file type"]),
+        ("p.parquet", "name\nAna\n", ["p.parquet", "not a readable Parquet file"]),
+        ("p.png", "name: Ana\n", ["p.png", "not a PNG image"]),
         ("empty-list.json", "[]", ["empty-list.json", "empty"]),
     ],
 )
@@ -90,7 +92,8 @@ def test_multi_document_yaml(tmp_path: Path) -> None:
 
 
 @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
-@given(data=st.binary(max_size=200), suffix=st.sampled_from([".yaml", ".json", ".jsonl", ".txt"]))
+@given(data=st.binary(max_size=200),
+       suffix=st.sampled_from([".yaml", ".json", ".jsonl", ".txt", ".parquet", ".png"]))
 def test_arbitrary_bytes_never_crash(tmp_path: Path, data: bytes, suffix: str) -> None:
     path = tmp_path / f"fuzz{suffix}"
     path.write_bytes(data)
@@ -192,3 +195,55 @@ def test_population_keeps_its_spec(tmp_path: Path) -> None:
     assert len(crowd) == 2 and crowd.spec == {"seed": 7, "quotas": {"age": [18, 65]}, "version": 2}
     multi = write(tmp_path, "multi.yaml", "name: Ana\n---\nname: Bo\n")
     assert load_population(multi).spec == {} and len(load_population(multi)) == 2
+
+
+def _parquet(path: Path, rows: list[dict[str, object]]) -> Path:
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    columns = list(dict.fromkeys(k for r in rows for k in r))  # from_pylist reads row 1's
+    pq.write_table(pa.Table.from_pylist([{c: r.get(c) for c in columns} for r in rows]), path)
+    return path
+
+
+def test_parquet_from_elsewhere(tmp_path: Path) -> None:
+    # PersonaHub ships Parquet with a "persona" column: each row is converted on the way in.
+    hub = _parquet(tmp_path / "hub.parquet", [{"persona": "A chemist.", "split": "x"},
+                                              {"persona": "A pilot.", "split": "y"}])
+    assert [p.summary for p in load_personas(hub)] == ["A chemist.", "A pilot."]
+    # Struct columns and flat demographic columns work too; a null cell is a missing field.
+    flat = _parquet(tmp_path / "flat.parquet",
+                    [{"name": "Ana", "age": 34, "traits": {"openness": 4.0}},
+                     {"name": "Bo", "age": None, "traits": None}])
+    ana, bo = load_personas(flat)
+    assert ana.demographics.age == 34 and ana.traits and ana.traits.openness == 4.0
+    assert bo.demographics.age is None and bo.traits is None
+
+
+@pytest.mark.parametrize(("rows", "needle"), [
+    ([{"name": "Ana"}, {"name": "Bo", "demographics": "{oops"}],
+     "bad.parquet: row 2: demographics: invalid JSON"),
+    ([{"name": "Ana"}, {"name": "Bo", "trait": 3.0}],
+     "bad.parquet: row 2: persona 'Bo': unknown field 'trait'; did you mean 'traits'?"),
+    ([{"name": "Ana", "traits": '{"openness": 9}'}],
+     "bad.parquet: row 1: persona 'Ana': traits.openness"),
+])
+def test_bad_parquet_rows_are_named(tmp_path: Path, rows: list[dict[str, object]],
+                                    needle: str) -> None:
+    with pytest.raises(InputError) as exc:
+        load_personas(_parquet(tmp_path / "bad.parquet", rows))
+    assert needle in str(exc.value) and "\n" not in str(exc.value)
+
+
+def test_parquet_keeps_nested_fields_as_json_text(tmp_path: Path) -> None:
+    import pyarrow.parquet as pq
+
+    from personae.persona import Persona, save_personas
+
+    path = save_personas([Persona(name="Ana", demographics={"age": 3, "pets": ["cat"]},
+                                  extra={"k": {"deep": [1, None]}})], tmp_path / "p.parquet")
+    table = pq.read_table(path)
+    assert table.column("demographics").to_pylist() == ['{"age": 3, "pets": ["cat"]}']
+    (back,) = load_personas(path)
+    assert back.extra == {"k": {"deep": [1, None]}} and back.demographics.model_extra == {
+        "pets": ["cat"]}

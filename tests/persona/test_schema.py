@@ -63,7 +63,7 @@ personas = st.builds(
 
 @settings(max_examples=40, deadline=None)
 @given(ps=st.lists(personas, min_size=1, max_size=4, unique_by=lambda p: p.id),
-       suffix=st.sampled_from([".yaml", ".json", ".jsonl"]))
+       suffix=st.sampled_from([".yaml", ".json", ".jsonl", ".parquet"]))
 def test_save_then_load_round_trips(tmp_path_factory: pytest.TempPathFactory,
                                     ps: list[Persona], suffix: str) -> None:
     path = tmp_path_factory.mktemp("rt") / f"people{suffix}"

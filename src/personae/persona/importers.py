@@ -11,7 +11,9 @@ import re
 from collections.abc import Callable
 from typing import Any
 
-FORMATS = ("personae", "personagym", "personahub", "personachat", "tinytroupe")
+from personae.persona.cards import CARD_FORMATS, CardError, card_format, card_to_fields
+
+FORMATS = ("personae", "personagym", "personahub", "personachat", "tinytroupe", *CARD_FORMATS)
 
 _PERSONACHAT_PREFIX = re.compile(r"^\s*(?:\d+\s+)?(?:your|partner's) persona:\s*", re.IGNORECASE)
 _BIG_FIVE = ("openness", "conscientiousness", "extraversion", "agreeableness", "neuroticism")
@@ -33,12 +35,20 @@ def detect_format(record: Any) -> str:
     'personagym'
     >>> detect_format({"persona": "A retired pilot"})
     'personahub'
+    >>> detect_format({"spec": "chara_card_v3", "data": {"name": "Seraphina"}})
+    'chara_card_v3'
     """
     if isinstance(record, str):
         return "personachat" if _PERSONACHAT_PREFIX.match(record) else "personagym"
     if isinstance(record, list) and all(isinstance(x, str) for x in record):
         return "personachat"
     if isinstance(record, dict):
+        try:
+            card = card_format(record)
+        except CardError as exc:
+            raise FormatError(str(exc)) from None
+        if card:
+            return card
         if record.get("type") == "TinyPerson" or isinstance(record.get("persona"), dict):
             return "tinytroupe"
         if isinstance(record.get("persona"), str):  # not a Persona field: PersonaHub
@@ -169,10 +179,19 @@ def from_personae(record: Any) -> dict[str, Any]:
     return dict(record)
 
 
+def from_chara_card(record: Any) -> dict[str, Any]:
+    """A character card (V1, V2 or V3 JSON): see `personae.persona.cards` for the mapping."""
+    try:
+        return card_to_fields(record)
+    except CardError as exc:
+        raise FormatError(str(exc)) from None
+
+
 IMPORTERS: dict[str, Callable[[Any], dict[str, Any]]] = {
     "personae": from_personae,
     "personagym": from_personagym,
     "personahub": from_personahub,
     "personachat": from_personachat,
     "tinytroupe": from_tinytroupe,
+    **dict.fromkeys(CARD_FORMATS, from_chara_card),
 }

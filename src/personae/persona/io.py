@@ -1,4 +1,9 @@
-"""Load and save personas: YAML, JSON, JSONL and plain-text one-liner lists.
+"""Load and save personas: YAML, JSON, JSONL, Parquet, plain-text one-liner lists, and
+character cards (JSON or PNG; see `personae.persona.cards`).
+
+In Parquet, one row is one persona: the text fields and lists are columns of their own, and
+the nested fields (demographics, traits, extra, source) are JSON text, so that free-form keys
+round-trip exactly (struct columns would turn every key missing from a row into a null).
 
 Every error names the file and, where it can, the line, and says what is wrong with it.
 """
@@ -17,12 +22,17 @@ from pydantic import ValidationError
 
 from personae._files import atomic_write
 from personae.errors import InputError, describe_validation
+from personae.persona.cards import read_card_png, save_card
 from personae.persona.importers import FORMATS, IMPORTERS, FormatError, detect_format
 from personae.persona.schema import Persona, Population
 
 _MAX_YAML_NODES = 1_000_000
 _SUFFIXES = {".yaml": "yaml", ".yml": "yaml", ".json": "json", ".jsonl": "jsonl",
-             ".ndjson": "jsonl", ".txt": "txt"}
+             ".ndjson": "jsonl", ".txt": "txt", ".parquet": "parquet", ".png": "png"}
+_READABLE = ".yaml, .yml, .json, .jsonl, .txt, .parquet or .png (a character card)"
+# Parquet columns holding JSON text: nested fields whose keys vary from persona to persona.
+_JSON_COLUMNS = ("demographics", "traits", "extra", "source")
+_PARQUET_NOTE = b"one persona per row; demographics, traits, extra and source are JSON text"
 
 
 @dataclass(frozen=True)
@@ -30,18 +40,21 @@ class _Record:
     data: Any
     line: int | None  # 1-based line in the file, where known
     index: int  # 0-based position among the file's records
+    label: str | None = None  # where in the file, when there are no lines ("row 3")
 
 
 def load_personas(path: str | os.PathLike[str], *, format: str = "auto") -> list[Persona]:
     """Read every persona in a file, converting from its format.
 
-    ``format`` is ``"auto"`` (decide per record from its shape) or one of
-    ``personae, personagym, personahub, personachat, tinytroupe``.
+    ``format`` is ``"auto"`` (decide per record from its shape) or one of `FORMATS`
+    (``personae, personagym, personahub, personachat, tinytroupe``, the character card
+    specs ``chara_card_v1``, ``chara_card_v2``, ``chara_card_v3``).
 
     Example::
 
         personas = load_personas("team.yaml")
         tinytroupe = load_personas("Lisa.agent.json")  # converted on the way in
+        seraphina = load_personas("Seraphina.png")  # a character card in a PNG
     """
     path = Path(path)
     if format != "auto" and format not in FORMATS:
@@ -99,18 +112,31 @@ def load_population(path: str | os.PathLike[str], *, format: str = "auto") -> Po
 
 
 def save_personas(personas: Iterable[Persona], path: str | os.PathLike[str]) -> Path:
-    """Write personas in the format the file's extension names (.yaml, .json, .jsonl).
+    """Write personas in the format the file's extension names: .yaml, .json, .jsonl,
+    .parquet, or ``.card.json`` (one persona as a Character Card V2).
 
     The file is replaced atomically, so a crash never leaves half a file.
+
+    Example::
+
+        save_personas(load_personas("Lisa.agent.json"), "lisa.yaml")
     """
     path = Path(path)
+    personas = list(personas)
+    if path.name.lower().endswith(".card.json"):
+        if len(personas) != 1:
+            raise InputError(f"{path}: a character card holds one persona, not "
+                             f"{len(personas)}")
+        return save_card(personas[0], path)
     kind = _SUFFIXES.get(path.suffix.lower())
     # Where a persona was read from (local path, line) means nothing in the new file.
     rows = [p.model_dump(mode="json", exclude_none=True, exclude_defaults=True,
                          exclude={"source": {"path", "line"}}) | {"id": p.id}
             for p in personas]
     for row in rows:
-        if row.get("source") == {"format": "personae"}:
+        # The default format is left out by exclude_defaults: a native persona's source
+        # comes out empty, and says nothing.
+        if row.get("source") in ({}, {"format": "personae"}):
             del row["source"]
     if kind == "yaml":
         text = yaml.safe_dump(rows, sort_keys=False, allow_unicode=True, width=100)
@@ -118,15 +144,35 @@ def save_personas(personas: Iterable[Persona], path: str | os.PathLike[str]) -> 
         text = json.dumps(rows, indent=2, ensure_ascii=False) + "\n"
     elif kind == "jsonl":
         text = "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows)
+    elif kind == "parquet":
+        return atomic_write(path, _parquet_bytes(rows))
     else:
         what = path.suffix or "a file without an extension"
-        raise InputError(f"{path}: cannot write personas as {what}; use .yaml, .json or .jsonl")
+        raise InputError(f"{path}: cannot write personas as {what}; use .yaml, .json, .jsonl, "
+                         ".parquet or .card.json")
     atomic_write(path, text)
     return path
 
 
+def _parquet_bytes(rows: list[dict[str, Any]]) -> bytes:
+    # pyarrow takes 0.2 s to import: only Parquet files pay for it.
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    columns = [f for f in Persona.model_fields if any(f in r for r in rows)]
+    table = pa.Table.from_pylist([
+        {c: json.dumps(r[c], ensure_ascii=False) if c in _JSON_COLUMNS and c in r
+         else r.get(c) for c in columns} for r in rows])
+    table = table.replace_schema_metadata({b"personae": _PARQUET_NOTE})
+    sink = pa.BufferOutputStream()
+    pq.write_table(table, sink)
+    return bytes(sink.getvalue().to_pybytes())
+
+
 def _where(path: Path, rec: _Record) -> str:
-    return f"{path}:{rec.line}" if rec.line else f"{path}: persona #{rec.index + 1}"
+    if rec.line:
+        return f"{path}:{rec.line}"
+    return f"{path}: {rec.label or f'persona #{rec.index + 1}'}"
 
 
 def _detect(rec: _Record, where: str) -> str:
@@ -139,14 +185,21 @@ def _detect(rec: _Record, where: str) -> str:
 def _describe_validation(exc: ValidationError, fields: dict[str, Any]) -> str:
     label = fields.get("id") or fields.get("name")
     prefix = f"persona {label!r}: " if label else ""
-    return prefix + describe_validation(exc, whole="persona")
+    text = describe_validation(exc, whole="persona")
+    if not exc.errors()[0]["loc"]:  # about the whole persona (an unknown key...): no field
+        text = text.removeprefix("persona: ")
+    return prefix + text
 
 
-def _read_text(path: Path) -> str:
+def _check_file(path: Path) -> None:
     if not path.exists():
         raise InputError(f"{path}: no such file (bundled sets: sample, personagym)")
     if path.is_dir():
         raise InputError(f"{path}: is a directory, expected a persona file")
+
+
+def _read_text(path: Path) -> str:
+    _check_file(path)
     data = path.read_bytes()
     if b"\x00" in data[:8192]:
         raise InputError(f"{path}: binary file, expected YAML, JSON, JSONL or text")
@@ -160,11 +213,17 @@ def _read_text(path: Path) -> str:
 
 
 def _read_records(path: Path, format: str) -> list[_Record]:
-    text = _read_text(path)  # first: "no such file" beats "unsupported type" for typos
+    _check_file(path)  # first: "no such file" beats "unsupported type" for typos
     kind = _SUFFIXES.get(path.suffix.lower())
     if kind is None:
         raise InputError(f"{path}: unsupported file type {path.suffix or '(no extension)'!r}; "
-                         "use .yaml, .yml, .json, .jsonl or .txt")
+                         f"use {_READABLE}")
+    if kind == "png":  # binary: the card is in a text chunk
+        chunk, card = read_card_png(path)
+        return [_Record(card, None, 0, f"chunk {chunk!r}")]
+    if kind == "parquet":
+        return _parquet_records(path)
+    text = _read_text(path)
     if kind == "jsonl":
         return _jsonl_records(path, text)
     if kind == "txt":
@@ -179,6 +238,35 @@ def _read_records(path: Path, format: str) -> list[_Record]:
             raise InputError(f"{path}: JSON nested too deeply") from None
         return _top_level_records(path, data, None, format)
     return _yaml_records(path, text, format)
+
+
+def _parquet_records(path: Path) -> list[_Record]:
+    import pyarrow as pa  # lazy, as in _parquet_bytes
+    import pyarrow.parquet as pq
+
+    try:
+        rows = pq.read_table(path).to_pylist()
+    except (pa.ArrowException, OSError, ValueError, TypeError) as exc:
+        first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise InputError(f"{path}: not a readable Parquet file ({first})") from None
+    if not rows:
+        raise InputError(f"{path}: no personas in file")
+    records: list[_Record] = []
+    for i, row in enumerate(rows):
+        # A null cell is a field the persona does not have (columns are shared by all rows).
+        data = {k: v for k, v in row.items() if v is not None}
+        for column in _JSON_COLUMNS:
+            if isinstance(data.get(column), str):
+                try:
+                    data[column] = json.loads(data[column])
+                except json.JSONDecodeError as exc:
+                    raise InputError(f"{path}: row {i + 1}: {column}: invalid JSON: "
+                                     f"{exc.msg} (column {exc.colno})") from None
+                except RecursionError:
+                    raise InputError(f"{path}: row {i + 1}: {column}: JSON nested too "
+                                     "deeply") from None
+        records.append(_Record(data, None, i, f"row {i + 1}"))
+    return records
 
 
 def _jsonl_records(path: Path, text: str) -> list[_Record]:

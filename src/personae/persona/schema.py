@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import difflib
 import hashlib
 import json
 import re
@@ -11,6 +12,20 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 
 _SLUG_RE = re.compile(r"[^a-z0-9]+")
 _ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,127}$")
+
+# The flat demographic keys people write at the top of a persona ("age: 67"), and the key
+# under ``demographics`` each one fills. ``city`` and ``country`` keep their own names: a
+# persona often gives both, and the card template renders any demographic key.
+FLAT_FIELDS: dict[str, str] = {
+    "age": "age",
+    "gender": "gender", "sex": "gender",
+    "occupation": "occupation", "job": "occupation", "profession": "occupation",
+    "location": "location", "residence": "location", "city": "city", "country": "country",
+    "nationality": "nationality",
+    "ethnicity": "ethnicity",
+    "education": "education",
+    "languages": "languages", "language": "languages",
+}
 
 
 def slugify(text: str, max_len: int = 48) -> str:
@@ -31,6 +46,11 @@ class Demographics(BaseModel):
     occupation: str | None = None
     education: str | None = None
     languages: list[str] = Field(default_factory=list)
+
+    @field_validator("languages", mode="before")
+    @classmethod
+    def _one_language_is_a_list(cls, v: Any) -> Any:
+        return [v] if isinstance(v, str) else v
 
 
 class BigFive(BaseModel):
@@ -70,6 +90,11 @@ class Persona(BaseModel):
         'ana'
         >>> p.traits.extraversion
         4.0
+
+    The common demographic keys may also be given flat (see `FLAT_FIELDS`):
+
+        >>> Persona(name="Ana", age=34, job="nurse").demographics.occupation
+        'nurse'
     """
 
     model_config = ConfigDict(extra="forbid", validate_assignment=True)
@@ -86,6 +111,16 @@ class Persona(BaseModel):
     knowledge_limits: list[str] = Field(default_factory=list)
     extra: dict[str, Any] = Field(default_factory=dict)
     source: Source | None = Field(default=None, exclude=False)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _lift_flat_fields(cls, data: Any) -> Any:
+        """Accept ``age: 67`` beside ``name`` (the file people write first) by moving the
+        flat demographic keys into ``demographics``; refuse any other unknown key with a
+        guess at what was meant."""
+        if not isinstance(data, dict):
+            return data
+        return lift_flat_fields(data)
 
     @field_validator("facts", "values", "knowledge_limits", mode="before")
     @classmethod
@@ -150,6 +185,76 @@ class Persona(BaseModel):
         elif self.backstory:
             text = (text + ". " if text else "") + self.backstory
         return text.strip()
+
+
+def accepted_fields() -> list[str]:
+    """Every top-level key a persona mapping may have: the `Persona` fields, then the flat
+    demographic keys (and their synonyms) that are moved into ``demographics``.
+
+    >>> accepted_fields()[:3]
+    ['id', 'name', 'summary']
+    >>> "job" in accepted_fields()
+    True
+    """
+    return [*Persona.model_fields, *FLAT_FIELDS]
+
+
+def lift_flat_fields(data: dict[str, Any]) -> dict[str, Any]:
+    """``data`` with its flat demographic keys moved under ``demographics``.
+
+    Raises ValueError for a key that is neither a persona field nor a flat one (naming the
+    closest accepted key), and for two keys that give the same demographic different values.
+    Nested input comes back unchanged, so ids and content hashes of existing files hold.
+
+    >>> lift_flat_fields({"name": "Ana", "age": 34, "job": "nurse"})
+    {'name': 'Ana', 'demographics': {'age': 34, 'occupation': 'nurse'}}
+    >>> lift_flat_fields({"name": "Ana", "trait": {}})
+    Traceback (most recent call last):
+    ...
+    ValueError: unknown field 'trait'; did you mean 'traits'?
+    """
+    unknown = [k for k in data if k not in Persona.model_fields and k not in FLAT_FIELDS]
+    if unknown:
+        raise ValueError("; ".join(_unknown_field(k) for k in unknown))
+    flat = [k for k in data if k in FLAT_FIELDS]
+    if not flat:
+        return data
+    demographics = data.get("demographics")
+    if isinstance(demographics, BaseModel):
+        demographics = demographics.model_dump(exclude_unset=True)
+    if demographics is None:
+        demographics = {}
+    if not isinstance(demographics, dict):  # ValueError: pydantic reports only that kind
+        raise ValueError(f"demographics must be a mapping to take {flat[0]!r} "  # noqa: TRY004
+                         f"(got {type(demographics).__name__})")
+    merged = dict(demographics)
+    given_by: dict[str, str] = {}  # demographic key -> the flat key that set it
+    for key in flat:
+        value, target = data[key], FLAT_FIELDS[key]
+        if value is None:
+            continue
+        if target in given_by and merged[target] != value:
+            raise ValueError(f"{given_by[target]!r} and {key!r} disagree on "
+                             f"demographics.{target} ({merged[target]!r} vs {value!r}); "
+                             "keep one")
+        if target not in given_by and merged.get(target) not in (None, value):
+            raise ValueError(f"{key!r} ({value!r}) conflicts with demographics.{target} "
+                             f"({merged[target]!r}); keep one")
+        merged[target] = value
+        given_by[target] = key
+    out = {k: v for k, v in data.items() if k not in FLAT_FIELDS}
+    out["demographics"] = merged
+    return out
+
+
+def _unknown_field(key: Any) -> str:
+    text = str(key)
+    if text.lower() in BigFive.model_fields:
+        return f"unknown field {text!r}; Big Five levels go under traits ({text.lower()}: 1-5)"
+    close = difflib.get_close_matches(text.lower(), accepted_fields(), n=1, cutoff=0.7)
+    if close:
+        return f"unknown field {text!r}; did you mean {close[0]!r}?"
+    return f"unknown field {text!r}; free-form keys go under extra"
 
 
 class Population(BaseModel):
