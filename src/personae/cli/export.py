@@ -33,7 +33,7 @@ def export(
         help="sft/dpo: lowest consistency (C-score of the persona's facts) of an SFT row's "
         "response or a DPO pair's chosen one (default: none).")] = None,
     min_margin: Annotated[float, typer.Option(
-        min=0, help="dpo: a pair's fidelity difference must exceed this (default: 0).")] = 0.0,
+        min=0, help="dpo: a pair's fidelity difference must exceed this.")] = 0.0,
     rejected_from: Annotated[str, typer.Option(
         help="dpo: samples (worst of the eval's --samples) or control (the answer with no "
         "persona prompt).")] = "samples",
