@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from enum import Enum
 from pathlib import Path
 from typing import Annotated
 
@@ -12,22 +13,40 @@ from rich.table import Table
 
 from personae.cli.options import FormatOpt, TemplateOpt, by_id
 from personae.errors import InputError
+from personae.persona.cards import save_card
 from personae.persona.render import load_template
-from personae.persona.sample import resolve_personas
+from personae.persona.sample import id_list, resolve_personas
+from personae.persona.schema import FLAT_FIELDS, Persona
 
 app = typer.Typer(no_args_is_help=True, rich_markup_mode=None,
                   help="Validate, list, render and convert persona files.")
 
 
-@app.command("validate")
+def _fields_help() -> str:
+    """The accepted keys of a persona mapping, for ``validate --help``: the schema's fields,
+    then the flat demographic keys, each with its synonyms."""
+    synonyms: dict[str, list[str]] = {}
+    for key, target in FLAT_FIELDS.items():
+        if key != target:
+            synonyms.setdefault(target, []).append(key)
+    flat = [f"{t} ({', '.join(synonyms[t])})" if t in synonyms else t
+            for t in dict.fromkeys(FLAT_FIELDS.values())]
+    return ("Accepted persona fields: " + ", ".join(Persona.model_fields) + ". Flat "
+            "demographic keys, moved into demographics (synonyms in brackets): "
+            + ", ".join(flat) + ". Any other key is an error that names the closest "
+            "accepted one; free-form keys go under extra. Files: .yaml, .json, .jsonl, .txt, "
+            ".parquet, and character cards (V1, V2, V3) as .json or .png.")
+
+
+@app.command("validate", help="Check persona files: one line per file, plus a line per "
+             "persona naming the fields the template leaves out of the prompt. Exit 2 if "
+             "any file is invalid.\n\n" + _fields_help())
 def personas_validate(
     files: Annotated[list[str], typer.Argument(help="Persona files, or bundled sets "
                                                "('sample', 'personagym', SET:ID).")],
     template: TemplateOpt = "card",
     persona_format: FormatOpt = "auto",
 ) -> None:
-    """Check persona files: one line per file, plus a line per persona naming the fields the
-    template leaves out of the prompt. Exit 2 if any file is invalid."""
     tpl = load_template(template)
     bad = 0
     for f in files:
@@ -93,15 +112,45 @@ def personas_render(
         typer.echo(tpl.render(p))
 
 
+class Target(str, Enum):
+    """What ``convert`` writes."""
+
+    auto = "auto"
+    card = "card"
+
+
 @app.command("convert")
 def personas_convert(
-    source: Annotated[str, typer.Argument(help="Input persona file (any supported format).")],
-    target: Annotated[Path, typer.Argument(help="Output file: .yaml, .json or .jsonl.")],
+    source: Annotated[str, typer.Argument(
+        help="Input persona file (any supported format, character cards included).")],
+    target: Annotated[Path, typer.Argument(
+        help="Output file: .yaml, .json, .jsonl or .parquet (personae's nested form), or "
+        ".card.json (a Character Card V2).")],
     persona_format: FormatOpt = "auto",
+    to: Annotated[Target, typer.Option(
+        "--to", help="auto: the format TARGET's suffix names; card: a Character Card V2 "
+        "JSON file whatever TARGET is called.")] = Target.auto,
+    persona_id: Annotated[str | None, typer.Option(
+        help="Only this persona (a card holds one).")] = None,
 ) -> None:
-    """Convert personas between formats (e.g. TinyTroupe JSON to personae YAML)."""
+    """Convert personas between formats: TinyTroupe JSON or a character card PNG to personae
+    YAML, a flat persona file to the nested form, a persona to a Character Card V2.
+
+    A persona read from a card becomes the same card again, field for field; for other
+    personas, what a card has no field for is written into its description (and kept under
+    data.extensions.personae)."""
     from personae.persona import save_personas
 
     personas = resolve_personas(source, format=persona_format)
+    if persona_id:
+        personas = [by_id(personas, source, persona_id)]
+    if to is Target.card or target.name.lower().endswith(".card.json"):
+        if len(personas) > 1:
+            raise InputError(f"{source} holds {len(personas)} personas and a character card "
+                             f"holds one; choose it with --persona-id ({id_list(personas, source)})")
+        save_card(personas[0], target)
+        typer.echo(f"wrote {personas[0].id} as a character card (V2) to {target}", err=True)
+        return
     save_personas(personas, target)
-    typer.echo(f"wrote {len(personas)} personas to {target}", err=True)
+    typer.echo(f"wrote {len(personas)} persona{'s' if len(personas) != 1 else ''} to {target}",
+               err=True)
