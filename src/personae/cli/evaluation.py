@@ -58,8 +58,10 @@ def eval_(
         help="quick (a few minutes on a laptop: " + _preset_text("quick") + ") or standard ("
         + _preset_text("standard") + "); flags override it.")] = None,
     out: RunDirOpt = None,
-    samples: Annotated[int | None, typer.Option(help="Responses per probe (atomic RC needs "
-                                                f"2 or more; {_default('samples')}).")] = None,
+    samples: Annotated[int | None, typer.Option(
+        help="Responses per probe in the persona condition, each graded (atomic RC and "
+        "`export --format dpo` need 2 or more; the report reads the first; "
+        f"{_default('samples')}).")] = None,
     tasks: Annotated[str | None, typer.Option(
         help=f"Comma-separated PersonaGym tasks ({_default('tasks')}).")] = None,
     judge_batch: Annotated[int | None, typer.Option(

@@ -12,6 +12,7 @@ from personae.evals.config import CONDITIONS, PRESETS, SUITES, EvalConfig, build
 from personae.evals.gate import GateResult, check_gate
 from personae.evals.personagym import TASKS, parse_score, persona_score
 from personae.evals.run import EvalKind, EvalResult, open_run, run_eval
+from personae.evals.training import Thresholds, read_run, training_rows
 
 __all__ = [
     "CONDITIONS",
@@ -23,6 +24,7 @@ __all__ = [
     "EvalResult",
     "GateResult",
     "PersonaEvalResult",
+    "Thresholds",
     "atomic_fidelity",
     "build_config",
     "check_gate",
@@ -30,6 +32,8 @@ __all__ = [
     "parse_score",
     "persona_eval",
     "persona_score",
+    "read_run",
     "run_eval",
     "split_atoms",
+    "training_rows",
 ]
