@@ -226,6 +226,7 @@ def test_bad_cards_are_one_line_errors(tmp_path: Path, name: str, content: bytes
         load_personas(path)
     msg = str(exc.value)
     assert msg.startswith(str(path)) and "\n" not in msg, msg
+    assert msg.count(str(path)) == 1, msg  # one error, not one wrapped in another
     for n in needles:
         assert n in msg, (n, msg)
 

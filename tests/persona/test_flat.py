@@ -78,6 +78,7 @@ def test_flat_and_nested_may_agree() -> None:
     ({"Openness": 3}, ["traits"]),
     ({"hobby": "chess"}, ["unknown field 'hobby'", "extra"]),
     ({"age": 3, "demographics": "old"}, ["demographics must be a mapping"]),
+    ({"a\nb": 1}, ["unknown field 'a\\nb'"]),
 ])
 def test_bad_keys_say_what_was_meant(fields: dict[str, Any], needles: list[str]) -> None:
     with pytest.raises(ValidationError) as exc:
@@ -128,7 +129,7 @@ json_values = st.recursive(
     max_leaves=8)
 
 
-@settings(max_examples=200, deadline=None,
+@settings(max_examples=100, deadline=None,
           suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(record=st.dictionaries(keys, json_values, max_size=6))
 def test_any_mapping_is_a_persona_or_one_input_error(tmp_path: Path,
@@ -139,3 +140,18 @@ def test_any_mapping_is_a_persona_or_one_input_error(tmp_path: Path,
         load_personas(path, format="personae")
     except InputError as exc:
         assert str(exc).startswith(str(path)) and "\n" not in str(exc)
+
+
+@settings(max_examples=200, deadline=None)
+@given(record=st.dictionaries(keys, json_values, max_size=6),
+       demographics=st.none() | json_values)
+def test_the_python_api_raises_only_validation_errors(record: dict[str, Any],
+                                                      demographics: Any) -> None:
+    if demographics is not None:
+        record = record | {"demographics": demographics}
+    try:
+        p = Persona.model_validate(record)
+    except ValidationError:
+        return
+    assert not set(record) - set(Persona.model_fields) - set(FLAT_FIELDS)
+    assert Persona.model_validate(p.model_dump()) == p

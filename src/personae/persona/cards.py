@@ -283,6 +283,8 @@ def _png_text(blob: bytes, where: str) -> dict[str, str]:
                     raise InputError(f"{where}: image of {width}x{height} pixels; character "
                                      f"cards are read up to {MAX_PNG_PIXELS:,} pixels")
                 return {str(k): str(v) for k, v in img.text.items()}
+    except InputError:
+        raise
     except UnidentifiedImageError:
         raise InputError(f"{where}: not a PNG image") from None
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
