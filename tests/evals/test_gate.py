@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 import re
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -12,12 +14,16 @@ from hypothesis import strategies as st
 from personae.errors import InputError
 from personae.evals.gate import (
     GateResult,
+    check_gate,
     drop_condition,
     floor_condition,
     judge_condition,
     parse_thresholds,
+    unit_scores,
 )
+from personae.evals.run import open_run, run_eval
 from personae.stats import MetricValue
+from tests.evals import test_engine as engine
 
 
 def scores(n: int, mean: float, sd: float, seed: int) -> dict[str, float]:
@@ -107,3 +113,27 @@ def test_thresholds_parse_or_refuse(text: str) -> None:
         assert str(exc).startswith("--max-drop: ")
     else:
         assert all(isinstance(v, float) for v in parsed.values())
+
+
+def test_every_metric_is_gated_from_a_real_run_store(tmp_path: Path) -> None:
+    """Per-unit values read from a run's records: fidelity and consistency per probe, the
+    atomic metrics per persona; a run compared with itself never drops."""
+    (tmp_path / "team.yaml").write_text(engine.PERSONAS)
+    (tmp_path / "questions.json").write_text(json.dumps(engine.QUESTIONS))
+    cfg = engine.config(tmp_path / "team.yaml", tmp_path / "questions.json", samples=2)
+    run_eval(cfg, tmp_path / "run", models=engine.models())
+    store, config = open_run(tmp_path / "run")
+    try:
+        assert len(unit_scores(store, config, "fidelity")) == 9  # 3 personas × 3 questions
+        assert set(unit_scores(store, config, "acc_atom")) == {"ana", "bo"}  # with traits
+        floors = {"fidelity": 4.5, "consistency": 0.5, "acc_atom": 0.0, "rc_atom": 0.0}
+        verdict = check_gate(store, config, fail_under=floors, baseline=tmp_path / "run")
+    finally:
+        store.close()
+    lines = [c.line for c in verdict.conditions]
+    assert verdict.passed, lines
+    assert "fidelity 5.00 [5.00, 5.00] ≥ 4.5 (9 probes)" in lines
+    assert any(line.startswith("acc_atom ") and line.endswith("(2 personas)") for line in lines)
+    # --baseline alone: every measured metric, no drop allowed
+    assert {c.metric for c in verdict.conditions if "vs baseline" in c.line} == {
+        "fidelity", "consistency", "acc_atom", "ic_atom", "rc_atom"}

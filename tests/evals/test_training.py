@@ -12,12 +12,11 @@ import pytest
 from personae.errors import InputError
 from personae.evals.config import EvalConfig
 from personae.evals.engine import short_hash, subject_messages
+from personae.evals.scored import Scored, score_responses
 from personae.evals.training import (
     RunRecords,
-    Scored,
     Thresholds,
     dpo_rows,
-    score_responses,
     sft_rows,
     training_rows,
 )

@@ -25,12 +25,10 @@ from pathlib import Path
 from typing import Any
 
 from personae.errors import InputError
-from personae.evals import atomic
 from personae.evals.config import METRICS, EvalConfig
-from personae.evals.engine import target_trait
 from personae.evals.run import open_run
-from personae.evals.summary import reliability_section
-from personae.judge.nli import c_score
+from personae.evals.scored import score_responses
+from personae.evals.summary import atomic_section, reliability_section
 from personae.persona.sample import resolve_personas
 from personae.runtime.store import RunStore
 from personae.stats import MetricValue, mean_ci, mean_of, paired_delta_ci
@@ -180,45 +178,20 @@ def unit_scores(store: RunStore, config: EvalConfig, metric: str) -> dict[str, f
     """Per-unit values of ``metric`` for pairing two runs: per probe (mean over samples and
     judges) for fidelity and consistency, per persona for the atomic metrics. Only the
     persona condition and ``config``'s judges count; unparsed judgements are left out."""
-    responses = dict(store.items("response"))
+    if METRICS[metric] == "atomic":
+        personas = resolve_personas(config.personas)
+        section = atomic_section(store, config, personas) or {"per_persona": []}
+        return {row["persona_id"]: row[metric] for row in section["per_persona"]
+                if row[metric] is not None}
+    scored = score_responses(store.items("response"),
+                             (r for _, r in store.items("judgement")),
+                             (r for _, r in store.items("nli")), config.judges)
     per_probe: dict[str, list[float | None]] = defaultdict(list)
-    if metric == "fidelity":
-        by_response: dict[str, list[float | None]] = defaultdict(list)
-        for _, j in store.items("judgement"):
-            if (j["variant"] == "main" and j["judge"] in config.judges
-                    and j["condition"] == "persona"):
-                by_response[j["response_key"]].append(j["score"])
-        for key, scores in by_response.items():
-            per_probe[responses[key]["probe_id"]].append(mean_of(scores))
-    elif metric == "consistency":
-        labels: dict[str, list[str | None]] = defaultdict(list)
-        for _, r in store.items("nli"):
-            if r["judge"] == config.judges[0] and r["condition"] == "persona":
-                labels[r["response_key"]].append(r["label"])
-        for key, ls in labels.items():
-            per_probe[responses[key]["probe_id"]].append(c_score(ls))
-    else:
-        return _atomic_scores(store, config, metric)
+    for s in scored:
+        if s.response["condition"] == "persona":
+            per_probe[s.response["probe_id"]].append(getattr(s, metric))
     means = {probe: mean_of(values) for probe, values in per_probe.items()}
     return {probe: v for probe, v in means.items() if v is not None}
-
-
-def _atomic_scores(store: RunStore, config: EvalConfig, metric: str) -> dict[str, float]:
-    atoms = [r for _, r in store.items("atom") if r["judge"] == config.judges[0]]
-    personas = {p.id: p for p in resolve_personas(config.personas)}
-    out: dict[str, float] = {}
-    for pid in dict.fromkeys(r["persona_id"] for r in atoms):
-        target = target_trait(personas[pid]) if pid in personas else None
-        if target is None:
-            continue
-        mine = sorted((r for r in atoms if r["persona_id"] == pid), key=lambda r: r["index"])
-        probes = list(dict.fromkeys(r["probe_id"] for r in mine))
-        nested = [[[r["score"] for r in mine if r["sample"] == g and r["probe_id"] == q]
-                   for q in probes] for g in range(config.samples)]
-        value = atomic.atomic_fidelity(nested, target[1]).get(metric)
-        if value is not None:
-            out[pid] = value
-    return out
 
 
 def check_gate(store: RunStore, config: EvalConfig, *,

@@ -40,30 +40,17 @@ from typing import Any, Literal
 from personae.errors import InputError
 from personae.evals.config import EvalConfig
 from personae.evals.engine import short_hash, subject_messages
-from personae.evals.personagym import question_mean
 from personae.evals.run import open_run
-from personae.judge.nli import c_score
+from personae.evals.scored import Scored, score_responses
 from personae.persona import load_template
 from personae.persona.sample import resolve_personas
 
-Record = Mapping[str, Any]
 RejectedFrom = Literal["samples", "control"]
 # The condition a control pair's rejected response comes from: the subject with no system
 # prompt, its own voice (what character training pushes away from).
 CONTROL = "no_persona"
 # A PersonaGym rubric score of 4 on 1-5: the response fits the persona well.
 DEFAULT_MIN_FIDELITY = 4.0
-
-
-@dataclass(frozen=True)
-class Scored:
-    """A subject response with the scores the run gave it (None: not measured, or no
-    parsable judgement)."""
-
-    key: str  # the response record's key in the run store
-    response: Record
-    fidelity: float | None
-    consistency: float | None
 
 
 @dataclass(frozen=True)
@@ -117,33 +104,6 @@ class Tally:
                 (self.small_margin, f"with a margin of {min_margin:g} or less"),
                 (self.below, "with the chosen response below the thresholds")) if n]
         return head + "".join(f", {p}" for p in parts) + ")"
-
-
-def score_responses(responses: Iterable[tuple[str, Record]], judgements: Iterable[Record],
-                    nli: Iterable[Record], judges: Sequence[str]) -> list[Scored]:
-    """Each response with its fidelity and consistency, as the run's summary computes them:
-    fidelity is the mean of ``judges``' main rubric scores (unparsable ones left out), and
-    consistency the C-score of the first judge's NLI labels.
-
-    >>> [s.fidelity for s in score_responses(
-    ...     [("p|persona|0", {"text": "Hi"})],
-    ...     [{"response_key": "p|persona|0", "judge": "j", "variant": "main", "score": 4},
-    ...      {"response_key": "p|persona|0", "judge": "j", "variant": "retest1", "score": 1},
-    ...      {"response_key": "p|persona|0", "judge": "k", "variant": "main", "score": None}],
-    ...     [], judges=["j", "k"])]
-    [4.0]
-    """
-    scores: dict[str, list[float | None]] = defaultdict(list)
-    for j in judgements:
-        if j["variant"] == "main" and j["judge"] in judges:
-            scores[j["response_key"]].append(j["score"])
-    labels: dict[str, list[str | None]] = defaultdict(list)
-    for r in nli:
-        if r["judge"] == judges[0]:
-            labels[r["response_key"]].append(r["label"])
-    return [Scored(key, rec, question_mean(scores[key]) if key in scores else None,
-                   c_score(labels[key]) if key in labels else None)
-            for key, rec in responses]
 
 
 def check_conditioning(scored: Iterable[Scored], system_prompts: Mapping[str, str]) -> None:
