@@ -117,10 +117,10 @@ def eval_(
     finish_run(result, f"{result.model_calls} model calls, {result.cache_hits} from the "
                "cache")
     if floors or baseline is not None:
-        gate(result, floors, baseline, drops)
+        _gate(result, floors, baseline, drops)
 
 
-def gate(result: RunResult, floors: dict[str, float], baseline: Path | None,
+def _gate(result: RunResult, floors: dict[str, float], baseline: Path | None,
          drops: dict[str, float]) -> None:
     """Print each gate condition (stderr) and exit 3 when one failed."""
     from personae.evals.gate import check_gate
