@@ -18,11 +18,12 @@ from personae.evals.gate import (
     drop_condition,
     floor_condition,
     judge_condition,
+    paired_drop,
     parse_thresholds,
     unit_scores,
 )
 from personae.evals.run import open_run, run_eval
-from personae.stats import MetricValue
+from personae.stats import MetricValue, paired_delta_ci
 from tests.evals import test_engine as engine
 
 
@@ -44,10 +45,10 @@ def test_a_drop_fails_only_beyond_noise_and_beyond_the_allowed_drop() -> None:
     base = scores(200, 3.8, 0.8, seed=1)
     # Same model, fresh noise: no alarm at any allowed drop.
     same = scores(200, 3.8, 0.8, seed=2)
-    assert drop_condition("fidelity", same, base, 0.0).passed
+    assert drop_condition("fidelity", paired_drop(same, base), 0.0).passed
     # A planted one-point drop is caught, and the line reads as the issue shows.
     worse = scores(200, 2.8, 0.8, seed=3)
-    caught = drop_condition("fidelity", worse, base, 0.3)
+    caught = drop_condition("fidelity", paired_drop(worse, base), 0.3)
     assert not caught.passed
     assert caught.line.startswith("fidelity dropped ") and caught.line.endswith(
         "vs baseline (max 0.3; 200 probes)")
@@ -56,19 +57,28 @@ def test_a_drop_fails_only_beyond_noise_and_beyond_the_allowed_drop() -> None:
     value, low, high = map(float, numbers.groups())
     assert 0.3 < low <= value <= high
     # A real drop smaller than the allowed one passes.
-    assert drop_condition("fidelity", worse, base, 1.5).passed
+    assert drop_condition("fidelity", paired_drop(worse, base), 1.5).passed
 
 
 def test_a_drop_on_few_probes_does_not_fail_on_noise() -> None:
     base = {"a": 4.0, "b": 3.0, "c": 5.0}
     noisy = {"a": 3.0, "b": 4.0, "c": 4.0}  # mean drop 0.33, but one probe rose
-    assert drop_condition("fidelity", noisy, base, 0.0).passed
+    assert drop_condition("fidelity", paired_drop(noisy, base), 0.0).passed
+    # Five probes that all dropped a little: the bootstrap alone excludes zero, the t
+    # interval (wider with few probes) does not, and the gate goes with the wider one.
+    base = {k: 4.0 for k in "abcde"}
+    slight = {"a": 4.0, "b": 4.0, "c": 3.0, "d": 3.0, "e": 3.0}
+    boot = paired_delta_ci(list(base.values()), list(slight.values()))
+    assert boot.ci_low is not None and boot.ci_low > 0
+    drop = paired_drop(slight, base)
+    assert drop.ci_low is not None and drop.ci_low < 0
+    assert drop_condition("fidelity", drop, 0.0).passed
 
 
 def test_a_rise_passes_and_says_so() -> None:
     base = {f"q{i}": 3.0 for i in range(5)}
     better = {k: 4.0 for k in base}
-    cond = drop_condition("fidelity", better, base, 0.0)
+    cond = drop_condition("fidelity", paired_drop(better, base), 0.0)
     assert cond.passed and cond.line.startswith("fidelity rose 1.00 vs baseline")
 
 
@@ -77,7 +87,7 @@ def test_a_rise_passes_and_says_so() -> None:
     ({"a": 1.0}, "only 1 of the probes"),
 ])
 def test_a_drop_that_cannot_be_measured_fails(current: dict[str, float], needle: str) -> None:
-    cond = drop_condition("fidelity", current, {"a": 4.0, "b": 4.0}, 0.3)
+    cond = drop_condition("fidelity", paired_drop(current, {"a": 4.0, "b": 4.0}), 0.3)
     assert not cond.passed and needle in cond.line
 
 

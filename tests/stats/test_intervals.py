@@ -9,8 +9,16 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from pydantic import ValidationError
+from scipy import stats as scipy_stats
 
-from personae.stats import MetricValue, mean_ci, mean_of, paired_delta_ci, proportion_ci
+from personae.stats import (
+    MetricValue,
+    mean_ci,
+    mean_of,
+    paired_delta_ci,
+    paired_t_ci,
+    proportion_ci,
+)
 
 # --- MetricValue -------------------------------------------------------------------------------
 
@@ -193,3 +201,24 @@ def test_paired_delta_drops_incomplete_pairs_and_checks_length() -> None:
     assert paired_delta_ci([None], [1]) == MetricValue(value=None, n=0)
     with pytest.raises(ValueError, match="length"):
         paired_delta_ci([1, 2], [1])
+
+
+# --- paired_t_ci -------------------------------------------------------------------------------
+
+@given(st.lists(st.tuples(st.integers(1, 5), st.integers(1, 5)), min_size=2, max_size=40))
+def test_paired_t_ci_is_the_paired_t_tests_interval(pairs: list[tuple[int, int]]) -> None:
+    a, b = [p[0] for p in pairs], [p[1] for p in pairs]
+    d = paired_t_ci(a, b)
+    assert d.n == len(pairs) and d.value == pytest.approx(np.mean(np.subtract(a, b)))
+    if np.std(np.subtract(a, b)) == 0:
+        assert d.ci_low == d.ci_high == pytest.approx(d.value)
+    else:
+        ci = scipy_stats.ttest_rel(a, b).confidence_interval(0.95)
+        assert (d.ci_low, d.ci_high) == (pytest.approx(ci.low), pytest.approx(ci.high))
+
+
+def test_paired_t_ci_is_wider_than_the_bootstrap_with_few_pairs() -> None:
+    a, b = [4, 5, 3, 4, 5], [3, 4, 3, 2, 4]
+    t, boot = paired_t_ci(a, b), paired_delta_ci(a, b)
+    assert t.ci_low < boot.ci_low and t.ci_high > boot.ci_high
+    assert paired_t_ci([1.0, None], [2.0, 3.0]).ci_low is None  # one valid pair: no interval

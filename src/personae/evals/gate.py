@@ -7,7 +7,8 @@ Two kinds of condition, each one line when it fails:
   its report shows, with the floor: ``fidelity 3.21 [3.05, 3.37] < 3.5``;
 - a drop (``--baseline RUN_DIR --max-drop fidelity=0.3``) pairs the two runs probe by probe
   (persona by persona for the atomic metrics) and fails only when the drop's paired
-  bootstrap interval excludes zero *and* the drop exceeds the allowed one:
+  interval (bootstrap, widened to the t interval where that is wider) excludes zero *and*
+  the drop exceeds the allowed one:
   ``fidelity dropped 0.42 [0.18, 0.66] vs baseline (max 0.3)``.
 
 Every metric is judged by a model, so a gate never passes on a judge that failed its
@@ -31,7 +32,7 @@ from personae.evals.scored import score_responses
 from personae.evals.summary import atomic_section, reliability_section
 from personae.persona.sample import resolve_personas
 from personae.runtime.store import RunStore
-from personae.stats import MetricValue, mean_ci, mean_of, paired_delta_ci
+from personae.stats import MetricValue, mean_ci, mean_of, paired_delta_ci, paired_t_ci
 
 
 def parse_thresholds(text: str | None, option: str) -> dict[str, float]:
@@ -107,36 +108,54 @@ def floor_condition(metric: str, value: MetricValue, floor: float, *,
                      f"{floor:g} ({value.n} {units})")
 
 
-def drop_condition(metric: str, current: Mapping[str, float], baseline: Mapping[str, float],
-                   max_drop: float, *, units: str = "probes") -> Condition:
-    """The drop from ``baseline`` to ``current`` over the units both scored, with a paired
-    bootstrap interval. It fails only when the interval excludes zero and the drop exceeds
-    ``max_drop``: a drop inside the noise, or a small real one, passes.
+def paired_drop(current: Mapping[str, float], baseline: Mapping[str, float]) -> MetricValue:
+    """The drop from ``baseline`` to ``current`` (positive: worse) over the units both
+    scored, with the union of the paired BCa bootstrap interval and the paired t interval.
+
+    Why both: with few probes the bootstrap interval alone is too narrow (measured in
+    benchmarks/gate.py: 5.7 % false alarms at 5 probes where 2.5 % is nominal); the t
+    interval is wider there and agrees with it from a few dozen probes on.
+
+    >>> d = paired_drop({"a": 3.0, "b": 2.0, "c": 4.0}, {"a": 4.0, "b": 4.0, "c": 5.0})
+    >>> round(d.value, 2), d.n, d.ci_low < 0 < d.value
+    (1.33, 3, True)
+    """
+    common = [k for k in baseline if k in current]
+    before, after = [baseline[k] for k in common], [current[k] for k in common]
+    boot, t = paired_delta_ci(before, after), paired_t_ci(before, after)
+    lows = [x for x in (boot.ci_low, t.ci_low) if x is not None]
+    highs = [x for x in (boot.ci_high, t.ci_high) if x is not None]
+    if boot.value is None or not lows:
+        return boot
+    return MetricValue(value=boot.value, ci_low=min(lows), ci_high=max(highs), n=boot.n)
+
+
+def drop_condition(metric: str, drop: MetricValue, max_drop: float, *,
+                   units: str = "probes") -> Condition:
+    """A `paired_drop` against the allowed drop. It fails only when the interval excludes
+    zero and the drop exceeds ``max_drop``: a drop inside the noise, or a small real one,
+    passes. Fewer than two paired units fail: nothing can be told apart from noise.
 
     >>> base = {f"q{i}": 4.0 + (i % 3) * 0.5 for i in range(30)}
     >>> worse = {k: v - 1.0 for k, v in base.items()}
-    >>> c = drop_condition("fidelity", worse, base, 0.3)
+    >>> c = drop_condition("fidelity", paired_drop(worse, base), 0.3)
     >>> c.passed, c.line
     (False, 'fidelity dropped 1.00 [1.00, 1.00] vs baseline (max 0.3; 30 probes)')
-    >>> drop_condition("fidelity", base, base, 0.3).passed
+    >>> drop_condition("fidelity", paired_drop(base, base), 0.3).passed
     True
     """
-    common = [k for k in baseline if k in current]
-    if not common:
+    if drop.n == 0 or drop.value is None:
         return Condition(metric, False, f"{metric}: no {units} scored in both this run and "
                          "the baseline, so nothing can be compared (same personas and "
                          "questions?)")
-    if len(common) < 2:
+    if drop.n < 2 or drop.ci_low is None:
         return Condition(metric, False, f"{metric}: only 1 of the {units} was scored in both "
                          "this run and the baseline: too few to tell a drop from noise")
-    delta = paired_delta_ci([baseline[k] for k in common], [current[k] for k in common])
-    assert delta.value is not None
-    low = delta.ci_low if delta.ci_low is not None else delta.value
-    dropped = low > 0 and delta.value > max_drop
-    verb = "dropped" if delta.value >= 0 else "rose"
-    shown = _interval(delta) if delta.value >= 0 else f"{-delta.value:.2f}"
+    dropped = drop.ci_low > 0 and drop.value > max_drop
+    verb = "dropped" if drop.value >= 0 else "rose"
+    shown = _interval(drop) if drop.value >= 0 else f"{-drop.value:.2f}"
     return Condition(metric, not dropped, f"{metric} {verb} {shown} vs baseline "
-                     f"(max {max_drop:g}; {len(common)} {units})")
+                     f"(max {max_drop:g}; {drop.n} {units})")
 
 
 def _interval(m: MetricValue) -> str:
@@ -231,9 +250,9 @@ def _baseline_conditions(store: RunStore, config: EvalConfig, baseline: Path,
                               f"{', '.join(base_config.judges)}, this run by "
                               f"{', '.join(config.judges)}; compare runs judged alike")
                     for m in drops]
-        conditions = [drop_condition(m, unit_scores(store, config, m),
-                                     unit_scores(base_store, base_config, m), allowed,
-                                     units=_units(m))
+        conditions = [drop_condition(m, paired_drop(unit_scores(store, config, m),
+                                                    unit_scores(base_store, base_config, m)),
+                                     allowed, units=_units(m))
                       for m, allowed in drops.items()]
         base_reliability = reliability_section(base_store, base_config)
         conditions += [judge_condition(m, base_reliability, "the baseline's") for m in drops]

@@ -21,6 +21,7 @@ from personae.stats.intervals import (
     mean_ci,
     mean_of,
     paired_delta_ci,
+    paired_t_ci,
     proportion_ci,
 )
 from personae.stats.trend import Slope, slope_ci
@@ -38,6 +39,7 @@ __all__ = [
     "mean_ci",
     "mean_of",
     "paired_delta_ci",
+    "paired_t_ci",
     "pearson_ci",
     "proportion_ci",
     "slope_ci",
