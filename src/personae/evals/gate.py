@@ -3,13 +3,14 @@ against a baseline run beyond judge noise.
 
 Two kinds of condition, each one line when it fails:
 
-- a floor (``--fail-under fidelity=3.5``) compares the run's headline estimate, the number
-  its report shows, with the floor: ``fidelity 3.21 [3.05, 3.37] < 3.5``;
+- a floor (``--fail-under fidelity=3.5``) compares the run's estimate (`estimate`: the mean
+  over probes of the persona condition, with a bootstrap CI over probes) with the floor:
+  ``fidelity 3.21 [3.05, 3.37] < 3.5 (40 probes)``;
 - a drop (``--baseline RUN_DIR --max-drop fidelity=0.3``) pairs the two runs probe by probe
   (persona by persona for the atomic metrics) and fails only when the drop's paired
   interval (bootstrap, widened to the t interval where that is wider) excludes zero *and*
   the drop exceeds the allowed one:
-  ``fidelity dropped 0.42 [0.18, 0.66] vs baseline (max 0.3)``.
+  ``fidelity dropped 0.42 [0.18, 0.66] vs baseline (max 0.3; 40 probes)``.
 
 Every metric is judged by a model, so a gate never passes on a judge that failed its
 reliability checks (this run's or the baseline's): that is a failed condition, with the reason.
