@@ -84,7 +84,7 @@ def eval_(
         "when an estimate is below its floor, e.g. fidelity=3.5,consistency=0.2.")] = None,
     baseline: Annotated[Path | None, typer.Option(
         help="Quality gate: an earlier eval run to compare with, probe by probe; exit 3 when "
-        "a metric dropped beyond noise (paired bootstrap CI above 0) and by more than "
+        "a metric dropped beyond noise (its paired 95% interval above 0) and by more than "
         "--max-drop.")] = None,
     max_drop: Annotated[str | None, typer.Option(
         help="With --baseline: METRIC=DROP,... allowed (default: every measured metric, 0)."
