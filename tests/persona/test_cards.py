@@ -93,10 +93,16 @@ def test_v2_json_card() -> None:
     assert p.summary == original["data"]["description"]
     assert p.style == original["data"]["personality"]
     assert_all_kept(p, original)
-    # The top-level V1 copies equal to data are dropped; the rest of the top level is kept.
+    # The top-level V1 copies equal to data are named only; the rest of the top level is kept.
     assert p.extra["card_outer"] == {"creatorcomment": "A gentle healer for first chats.",
                                      "avatar": "none", "talkativeness": "0.5", "fav": False,
                                      "create_date": "2023-05-11 @17h 41m 33s 431ms"}
+    assert p.extra["card_v1_copies"] == ["name", "description", "personality", "scenario",
+                                         "first_mes", "mes_example"]
+    # Out again: the whole card, top level included, and the copies follow an edited field.
+    assert to_card_v2(p) == original
+    edited = to_card_v2(p.model_copy(update={"summary": "A healer, retired."}))
+    assert edited["description"] == edited["data"]["description"] == "A healer, retired."
 
 
 def test_v3_json_card() -> None:
@@ -156,11 +162,7 @@ def test_v2_export_keeps_every_field_of_the_data(path: Path, tmp_path: Path) -> 
     for key, value in original["data"].items():
         assert out["data"][key] == value, key
     if path == V2:
-        assert out["data"] == original["data"]
-        # The top level too, less the V1 copies of data fields (written by old tools only).
-        assert {k: v for k, v in out.items() if k != "data"} == {
-            k: v for k, v in original.items()
-            if k != "data" and (k not in original["data"] or original["data"][k] != v)}
+        assert out == original  # the top level too, the V1 copies of data fields included
     # The card survives a trip through every personae file format, too.
     for suffix in (".yaml", ".json", ".jsonl", ".parquet"):
         save_personas([p], tmp_path / f"p{suffix}")

@@ -9,8 +9,10 @@ V1 with its fields at the top level), either on its own or base64-encoded in a P
   ``style`` (the card template renders it as how the character comes across);
 - every other field of ``data`` (scenario, first_mes, mes_example, system_prompt, tags,
   character_book, extensions, V3's assets...) is kept as it was under ``extra.card``, and
-  keys beside ``spec``/``spec_version``/``data`` under ``extra.card_outer``, so nothing is
-  dropped and `to_card_v2` writes the card back field for field.
+  keys beside ``spec``/``spec_version``/``data`` under ``extra.card_outer`` (the V1 copies of
+  ``data`` fields that SillyTavern writes beside it are only named, in
+  ``extra.card_v1_copies``), so nothing is dropped and `to_card_v2` writes the card back
+  field for field.
 
 Card text is data: ``{{char}}`` and ``{{user}}`` stay literal, no template ever renders them.
 """
@@ -102,6 +104,7 @@ def card_to_fields(record: Any) -> dict[str, Any]:
     if fmt is None:
         raise CardError("not a character card (expected spec: chara_card_v2 or chara_card_v3, "
                         "or the V1 fields name, description, first_mes)")
+    copies: list[str] = []
     if fmt == "chara_card_v1":
         data, outer, prefix = record, {}, ""
     else:
@@ -110,8 +113,10 @@ def card_to_fields(record: Any) -> dict[str, Any]:
             raise CardError("data: expected an object holding the card's fields "
                             f"(got {type(data).__name__})")
         outer = {k: v for k, v in record.items() if k not in ("spec", "spec_version", "data")}
-        # V1 copies of data fields (SillyTavern writes them for old readers) add nothing.
-        outer = {k: v for k, v in outer.items() if not (k in data and data[k] == v)}
+        # V1 copies of data fields (SillyTavern writes them for old readers) hold nothing of
+        # their own: remember which there were, and write them again from data on export.
+        copies = [k for k, v in outer.items() if k in data and data[k] == v]
+        outer = {k: v for k, v in outer.items() if k not in copies}
     _check_types(data, prefix)
     fields: dict[str, Any] = {}
     for key, field in MAPPED.items():
@@ -120,6 +125,8 @@ def card_to_fields(record: Any) -> dict[str, Any]:
     extra: dict[str, Any] = {"card": {k: v for k, v in data.items() if k not in MAPPED}}
     if outer:
         extra["card_outer"] = outer
+    if fmt != "chara_card_v1" and copies:
+        extra["card_v1_copies"] = copies
     fields["extra"] = extra
     source: dict[str, Any] = {"format": fmt}
     if "spec_version" in record and fmt != "chara_card_v1":
@@ -178,6 +185,9 @@ def to_card_v2(persona: Persona) -> dict[str, Any]:
     card: dict[str, Any] = {"spec": "chara_card_v2", "spec_version": "2.0", "data": data}
     if isinstance(outer, dict):
         card.update((k, v) for k, v in outer.items() if k not in card)
+    copies = persona.extra.get("card_v1_copies")
+    if isinstance(copies, list):  # from data as exported, so they never go stale
+        card.update((k, data[k]) for k in copies if isinstance(k, str) and k in data)
     return card
 
 
@@ -186,7 +196,8 @@ def _personae_fields(persona: Persona) -> dict[str, Any]:
     dump = persona.model_dump(mode="json", exclude_none=True, exclude_defaults=True,
                               include={"demographics", "facts", "traits", "backstory",
                                        "values", "knowledge_limits"})
-    extra = {k: v for k, v in persona.extra.items() if k not in ("card", "card_outer")}
+    extra = {k: v for k, v in persona.extra.items()
+             if k not in ("card", "card_outer", "card_v1_copies")}
     if extra:
         dump["extra"] = extra
     if dump:
