@@ -1,7 +1,8 @@
 """The ``personae`` command: the app with every command group, and the entry point that
 turns every error into one line and an exit code.
 
-Exit codes: 0 ok, 2 bad input or usage, 1 any other failure, 130 interrupted. Errors the user
+Exit codes: 0 ok, 2 bad input or usage, 1 any other failure, 3 a quality gate failed
+(``eval --fail-under``/``--baseline``), 130 interrupted. Errors the user
 can fix print one line to stderr and no traceback (``--debug`` shows one).
 """
 
