@@ -3,16 +3,21 @@ cached responses; the slow hf:bundled conversion is shared through one session f
 
 from __future__ import annotations
 
+import hashlib
 import importlib
 import importlib.util
 import os
 import signal
 import subprocess
 import sys
+from collections.abc import Iterator
+from functools import partial
 from pathlib import Path
 from types import ModuleType
 
 import pytest
+
+from personae.testing.loopback import LoopbackServer, grading_judge, in_character_reply
 
 FIXTURES = Path(__file__).parent / "fixtures"
 
@@ -92,3 +97,23 @@ def assert_one_line_error(proc: subprocess.CompletedProcess[str], code: int, *ne
 def fixtures_dir() -> Path:
     return FIXTURES
 
+
+
+def in_character_score(text: str) -> int:
+    """A judge's score of what it is shown: 4 or 5 for a response in character, 2 or 3 for
+    one that says it is an AI, with noise that depends on the response as a real judge's."""
+    jitter = hashlib.sha256(text.encode()).digest()[0] % 2
+    return (2 if "As an AI" in text else 4) + jitter
+
+
+@pytest.fixture(scope="module")
+def bots() -> Iterator[dict[str, str]]:
+    """Model specs of OpenAI-compatible servers on loopback: ``good`` plays its persona,
+    ``bad`` does not, ``judge`` grades them by `in_character_score`."""
+    good = LoopbackServer(reply_fn=in_character_reply, keep_bodies=False)
+    bad = LoopbackServer(reply_fn=partial(in_character_reply, degraded=True),
+                         keep_bodies=False)
+    judge = LoopbackServer(reply_fn=grading_judge(in_character_score), keep_bodies=False)
+    with good, bad, judge:
+        yield {"good": f"openai:bot@{good.base_url}", "bad": f"openai:bot@{bad.base_url}",
+               "judge": f"openai:judge@{judge.base_url}"}

@@ -7,22 +7,14 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Iterator
-from functools import partial
 from pathlib import Path
 
 import pytest
 
-from personae.testing.loopback import LoopbackServer, grading_judge, in_character_reply
+from personae.testing.loopback import LoopbackServer
 from tests.conftest import assert_one_line_error, run_cli
 
 pytestmark = pytest.mark.server
-
-
-def _score(text: str) -> int:
-    """4 or 5 for a response in character, 2 or 3 for one that is not: judge noise that
-    depends on the response, as a real judge's would."""
-    jitter = hashlib.sha256(text.encode()).digest()[0] % 2
-    return (2 if "As an AI" in text else 4) + jitter
 
 
 def _sloppy(request: dict) -> str:
@@ -32,17 +24,10 @@ def _sloppy(request: dict) -> str:
 
 
 @pytest.fixture(scope="module")
-def servers() -> Iterator[dict[str, str]]:
-    good = LoopbackServer(reply_fn=in_character_reply, keep_bodies=False)
-    bad = LoopbackServer(reply_fn=partial(in_character_reply, degraded=True),
-                         keep_bodies=False)
-    judge = LoopbackServer(reply_fn=grading_judge(_score), keep_bodies=False)
+def servers(bots: dict[str, str]) -> Iterator[dict[str, str]]:
     # A judge that leaves most rubrics without a score fails the parse-rate check.
-    sloppy = LoopbackServer(reply_fn=_sloppy, keep_bodies=False)
-    with good, bad, judge, sloppy:
-        yield {name: f"openai:{name}@{srv.base_url}"
-               for name, srv in (("good", good), ("bad", bad), ("judge", judge),
-                                 ("sloppy", sloppy))}
+    with LoopbackServer(reply_fn=_sloppy, keep_bodies=False) as sloppy:
+        yield {**bots, "sloppy": f"openai:sloppy@{sloppy.base_url}"}
 
 
 def gated(model: str, judge: str, out: Path, *extra: str) -> list[str]:

@@ -3,14 +3,9 @@ that asks for the ``persona_eval`` fixture, models behind OpenAI-compatible serv
 
 from __future__ import annotations
 
-import hashlib
 import shutil
-from collections.abc import Iterator
-from functools import partial
 
 import pytest
-
-from personae.testing.loopback import LoopbackServer, grading_judge, in_character_reply
 
 pytestmark = pytest.mark.server
 
@@ -48,31 +43,16 @@ def test_bot_stays_in_character(persona_eval):
 """
 
 
-def _score(text: str) -> int:
-    return (2 if "As an AI" in text else 4) + hashlib.sha256(text.encode()).digest()[0] % 2
-
-
-@pytest.fixture(scope="module")
-def models() -> Iterator[dict[str, str]]:
-    good = LoopbackServer(reply_fn=in_character_reply, keep_bodies=False)
-    bad = LoopbackServer(reply_fn=partial(in_character_reply, degraded=True),
-                         keep_bodies=False)
-    judge = LoopbackServer(reply_fn=grading_judge(_score), keep_bodies=False)
-    with good, bad, judge:
-        yield {"good": f"openai:bot@{good.base_url}", "bad": f"openai:bot@{bad.base_url}",
-               "judge": f"openai:judge@{judge.base_url}"}
-
-
 def test_a_users_suite_passes_a_good_bot_and_fails_a_degraded_one(
-        pytester: pytest.Pytester, models: dict[str, str],
+        pytester: pytest.Pytester, bots: dict[str, str],
         monkeypatch: pytest.MonkeyPatch) -> None:
     pytester.makefile(".yaml", bot=BOT)
     pytester.makefile(".json", questions=QUESTIONS)
     pytester.makepyfile(test_bot=USER_TEST)
-    monkeypatch.setenv("BOT_JUDGE", models["judge"])
+    monkeypatch.setenv("BOT_JUDGE", bots["judge"])
 
     # The fixture comes from the pytest11 entry point alone: no conftest, no -p option.
-    monkeypatch.setenv("BOT_MODEL", models["good"])
+    monkeypatch.setenv("BOT_MODEL", bots["good"])
     first = pytester.runpytest_subprocess("-s")
     first.assert_outcomes(passed=1)
     runs = list((pytester.path / "personae-runs").iterdir())
@@ -86,7 +66,7 @@ def test_a_users_suite_passes_a_good_bot_and_fails_a_degraded_one(
     again.stdout.fnmatch_lines(["*model calls: 0"])
 
     # A degraded bot fails the floor with the estimate and its interval in the message.
-    monkeypatch.setenv("BOT_MODEL", models["bad"])
+    monkeypatch.setenv("BOT_MODEL", bots["bad"])
     worse = pytester.runpytest_subprocess()
     worse.assert_outcomes(failed=1)
     worse.stdout.fnmatch_lines(["*assert fidelity 2.* [[]*, *[]] n=6 >= 3.5*"])

@@ -123,15 +123,9 @@ def eval_(
 def _gate(result: RunResult, floors: dict[str, float], baseline: Path | None,
          drops: dict[str, float]) -> None:
     """Print each gate condition (stderr) and exit 3 when one failed."""
-    from personae.evals.gate import check_gate
-    from personae.evals.run import open_run
+    from personae.evals.gate import gate_run
 
-    store, config = open_run(result.run_dir)
-    try:
-        verdict = check_gate(store, config, fail_under=floors, baseline=baseline,
-                             max_drop=drops)
-    finally:
-        store.close()
+    verdict = gate_run(result.run_dir, fail_under=floors, baseline=baseline, max_drop=drops)
     for condition in verdict.conditions:
         typer.echo(f"gate: {'ok    ' if condition.passed else 'FAILED'} {condition.line}",
                    err=True)

@@ -21,7 +21,7 @@ from typing import Any, Self
 
 from personae.errors import RunError
 from personae.evals.config import METRICS, EvalConfig
-from personae.evals.gate import check_gate, estimate
+from personae.evals.gate import estimate, gate_run
 from personae.evals.run import EvalKind, open_run
 from personae.runtime.settings import RUNS_DIR
 from personae.runtime.spine import RunResult, run
@@ -100,12 +100,8 @@ class PersonaEvalResult:
                     max_drop: Mapping[str, float] | None = None) -> None:
         """The same gate as ``personae eval --fail-under/--baseline/--max-drop``; fails the
         test with one line per failed condition."""
-        store, config = open_run(self.run_dir)
-        try:
-            verdict = check_gate(store, config, fail_under=fail_under, baseline=baseline,
-                                 max_drop=max_drop)
-        finally:
-            store.close()
+        verdict = gate_run(self.run_dir, fail_under=fail_under, baseline=baseline,
+                           max_drop=max_drop)
         if not verdict.passed:
             raise AssertionError("persona quality gate failed:\n  "
                                  + "\n  ".join(verdict.failures))

@@ -238,6 +238,19 @@ def check_gate(store: RunStore, config: EvalConfig, *,
     return GateResult(tuple(conditions))
 
 
+def gate_run(run_dir: str | Path, *, fail_under: Mapping[str, float] | None = None,
+             baseline: str | Path | None = None,
+             max_drop: Mapping[str, float] | None = None) -> GateResult:
+    """`check_gate` on the eval in ``run_dir`` (what ``personae eval --fail-under
+    --baseline`` and the pytest fixture run after the eval)."""
+    store, config = open_run(run_dir)
+    try:
+        return check_gate(store, config, fail_under=fail_under, baseline=baseline,
+                          max_drop=max_drop)
+    finally:
+        store.close()
+
+
 def _units(metric: str) -> str:
     return "personas" if METRICS[metric] == "atomic" else "probes"
 
